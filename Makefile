@@ -1,0 +1,52 @@
+# progrestore: `make train` and `make test` work on a fresh machine (they create .venv first).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: help install train test test-fast lint bench bench-data dataset clean
+
+help:
+	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
+	@echo "make dataset     build the bundled-photo deblur dataset under outputs/datasets/"
+	@echo "make test        full test suite (slow end-to-end tests included)"
+	@echo "make test-fast   tests not marked slow"
+	@echo "make bench-data  dataset-builder benchmark -> experiments/benchmarks/"
+	@echo "make lint        ruff"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# lpips is only a source of weight files: it imports torchvision, which cannot load here.
+	$(PY) -m pip install --quiet --no-deps "lpips==0.1.4"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dataset: $(STAMP)
+	$(PY) -m src.build_dataset task=deblur
+
+train: $(STAMP)
+	$(PY) -m src.train task=lowlight prompt=adaptive
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+
+bench: bench-data
+
+bench-data: $(STAMP)
+	$(PY) -m src.benchmarks.data_builder
+
+clean:
+	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

@@ -1,0 +1,439 @@
+"""Dataset builder: source images -> progression clips in the CogVideoX fine-tuning layout.
+
+    out_dir/
+      videos/<image>_c<k>.mp4        (format=mp4)  or  frames/<image>_c<k>/NN.png  (format=png)
+      videos.txt                     relative clip paths, one per line
+      prompts_uniform.txt            line-aligned with videos.txt
+      prompts_adaptive.txt           line-aligned with videos.txt
+      prompt.txt                     copy of the selected mode's file (CogVideoX reads this name)
+      metadata.jsonl                 one record per clip: source, task, preset, seed, params, prompts
+      build_manifest.json            the settings the clips were built with (resume / overwrite guard)
+      build_report.json             what was built, reused, skipped and why, timings
+      .records/<clip>.json           per-clip record, written after its clip: the resume journal
+
+Reproducibility: clip k of image i gets seed hash(seed, task, i, k), so the bytes of every clip
+are the same whatever ``num_workers`` is, and a killed build resumes to the same dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from src.data.clip_io import FORMATS, EncoderSettings, write_clip_atomic
+from src.data.degradations import DegradationPreset, check_task, frame_psnrs, make_clip
+from src.data.images import (
+    BUNDLED_PHOTOS,
+    IMAGE_EXTENSIONS,
+    Source,
+    SourceError,
+    fit_to_output,
+    list_sources,
+    load_image,
+)
+from src.prompts import PROMPT_MODES, load_captions, prompt_file_name, prompts_for
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "build_manifest.json"
+RECORDS_DIR = ".records"
+DATASET_FILES = ("videos.txt", "prompt.txt", "metadata.jsonl", "build_report.json", MANIFEST_NAME) + tuple(
+    prompt_file_name(mode) for mode in PROMPT_MODES
+)
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start (bad settings, unsafe output dir); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything that determines the bytes of the clips (prompts are applied at indexing time)."""
+
+    task: str
+    out_dir: Path
+    preset: DegradationPreset = field(default_factory=DegradationPreset)
+    source_dir: Path | None = None
+    clips_per_image: int = 2
+    seed: int = 0
+    width: int = 1360
+    height: int = 768
+    frames: int = 9
+    fps: float = 5.0
+    fmt: str = "mp4"
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    small_images: str = "upscale"
+
+    def validate(self) -> None:
+        check_task(self.task)
+        if self.fmt not in FORMATS:
+            raise BuildError(f"format must be one of {FORMATS}, got {self.fmt!r}")
+        if self.frames < 2:
+            raise BuildError(
+                f"frames must be >= 2 (a progression needs a start and an end), got {self.frames}"
+            )
+        if self.width < 16 or self.height < 16:
+            raise BuildError(f"width and height must be >= 16, got {self.width}x{self.height}")
+        if self.fmt == "mp4" and (self.width % 2 or self.height % 2):
+            raise BuildError(f"mp4 (H.264) needs even width and height, got {self.width}x{self.height}")
+        if self.clips_per_image < 1:
+            raise BuildError(f"clips_per_image must be >= 1, got {self.clips_per_image}")
+        if self.fps <= 0:
+            raise BuildError(f"fps must be > 0, got {self.fps}")
+        if self.small_images not in ("upscale", "skip"):
+            raise BuildError(f"small_images must be 'upscale' or 'skip', got {self.small_images!r}")
+        if self.preset.lq_dir is not None:
+            if self.preset.mode != "interpolate":
+                raise BuildError("degradation.lq_dir only applies to degradation=interpolate")
+            if not Path(self.preset.lq_dir).expanduser().is_dir():
+                raise BuildError(f"degradation.lq_dir {self.preset.lq_dir} is not a directory")
+
+    def fingerprint(self) -> dict:
+        """JSON-able settings that change clip bytes; a resumed build must match them exactly."""
+        data = asdict(self)
+        data["out_dir"] = None
+        data["source_dir"] = str(Path(self.source_dir).expanduser().resolve()) if self.source_dir else None
+        data["preset"]["lq_dir"] = (
+            str(Path(self.preset.lq_dir).expanduser().resolve()) if self.preset.lq_dir else None
+        )
+        return json.loads(json.dumps(data))
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    source: Source
+    clip_index: int
+    name: str
+    seed: int
+
+
+def clip_seed(seed: int, task: str, source_key: str, clip_index: int) -> int:
+    """Stable 63-bit seed of one clip; independent of job order and worker count."""
+    digest = hashlib.sha256(f"{seed}/{task}/{source_key}/{clip_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def plan_jobs(spec: BuildSpec, sources: list[Source]) -> list[ClipJob]:
+    return [
+        ClipJob(source, k, f"{source.clip_stem}_c{k}", clip_seed(spec.seed, spec.task, source.key, k))
+        for source in sources
+        for k in range(spec.clips_per_image)
+    ]
+
+
+def clip_relpath(spec: BuildSpec, name: str) -> str:
+    return f"videos/{name}.mp4" if spec.fmt == "mp4" else f"frames/{name}"
+
+
+# ----------------------------------------------------------------------------------------------
+# One clip (runs in worker processes)
+# ----------------------------------------------------------------------------------------------
+def _find_lq_image(lq_dir: str, source: Source) -> Path | None:
+    root = Path(lq_dir).expanduser()
+    for ext in sorted(IMAGE_EXTENSIONS):
+        for candidate in (root / f"{source.key}{ext}", root / f"{source.key}{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def render_job(spec: BuildSpec, job: ClipJob) -> tuple[np.ndarray, dict]:
+    """(frames (F, H, W, 3) uint8, record) of one clip, without writing anything."""
+    image = load_image(job.source)
+    frame, fit_info = fit_to_output(image, spec.height, spec.width)
+    if fit_info["upscaled"] and spec.small_images == "skip":
+        width, height = fit_info["source_size"]
+        raise SourceError(
+            f"smaller than the output ({width}x{height} < {spec.width}x{spec.height}; small_images=skip)"
+        )
+    lq_image, lq_source = None, None
+    if spec.preset.mode == "interpolate" and spec.preset.lq_dir:
+        lq_path = _find_lq_image(spec.preset.lq_dir, job.source)
+        if lq_path is None:
+            raise SourceError(f"no LQ image named {job.source.key}.* in lq_dir {spec.preset.lq_dir}")
+        lq_image, _ = fit_to_output(load_image(Source(job.source.key, lq_path)), spec.height, spec.width)
+        lq_source = str(lq_path)
+    frames, params = make_clip(
+        frame, spec.task, np.random.default_rng(job.seed), spec.preset, spec.frames, lq_image
+    )
+    psnrs = frame_psnrs(frames)
+    finite = psnrs[:-1]
+    if any(p is None for p in finite) or any(b <= a for a, b in zip(finite, finite[1:], strict=False)):
+        raise SourceError("its clip does not improve strictly from frame to frame (a flat or tiny image?)")
+    record = {
+        "clip": job.name,
+        "video": clip_relpath(spec, job.name),
+        "source": job.source.key if job.source.path is None else job.source.key + job.source.path.suffix,
+        "source_key": job.source.key,
+        **fit_info,
+        "task": spec.task,
+        "preset": spec.preset.name,
+        "mode": spec.preset.mode,
+        "seed": spec.seed,
+        "clip_index": job.clip_index,
+        "clip_seed": job.seed,
+        "frames": spec.frames,
+        "width": spec.width,
+        "height": spec.height,
+        "fps": spec.fps,
+        "format": spec.fmt,
+        "params": params,
+        "psnr_to_target": psnrs,
+    }
+    if lq_source is not None:
+        record["lq_source"] = lq_source
+    return frames, record
+
+
+def _write_json_atomic(path: Path, data, lines: bool = False) -> None:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temp, "w", encoding="utf-8") as handle:
+        if lines:
+            for item in data:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        else:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+    os.replace(temp, path)
+
+
+def _write_text_atomic(path: Path, lines: list[str]) -> None:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(temp, path)
+
+
+def build_one(spec: BuildSpec, job: ClipJob) -> dict:
+    """Render, write (atomically) and journal one clip. Returns the record, or {"skipped": reason}."""
+    try:
+        frames, record = render_job(spec, job)
+    except SourceError as err:
+        return {"skipped": str(err), "source": job.source.key, "clip": job.name}
+    write_clip_atomic(frames, spec.out_dir / record["video"], spec.fmt, spec.fps, spec.encoder)
+    _write_json_atomic(spec.out_dir / RECORDS_DIR / f"{job.name}.json", record)
+    return record
+
+
+def _worker_init() -> None:
+    import cv2
+
+    # One thread per process: workers are the parallelism, and results must not depend on it.
+    cv2.setNumThreads(1)
+
+
+def _build_one_star(args: tuple[BuildSpec, ClipJob]) -> dict:
+    return build_one(*args)
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole build
+# ----------------------------------------------------------------------------------------------
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def prepare_out_dir(spec: BuildSpec, overwrite: bool) -> None:
+    """Create ``out_dir`` or check it holds a compatible build; never clobber anything silently."""
+    out_dir = spec.out_dir
+    manifest_path = out_dir / MANIFEST_NAME
+    fingerprint = spec.fingerprint()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        manifest = _read_json(manifest_path)
+        if manifest is None:
+            raise BuildError(
+                f"out_dir {out_dir} exists and is not a progrestore dataset (no {MANIFEST_NAME}); "
+                "choose an empty or new out_dir (nothing was deleted)"
+            )
+        if manifest.get("fingerprint") != fingerprint:
+            if not overwrite:
+                old = manifest.get("fingerprint") or {}
+                changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+                raise BuildError(
+                    f"out_dir {out_dir} holds a dataset built with other settings (differs in: "
+                    f"{', '.join(changed)}); pass overwrite=true to replace it or choose another out_dir"
+                )
+            log.warning("overwrite=true: removing the dataset in %s", out_dir)
+            for name in ("videos", "frames", RECORDS_DIR):
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+            for name in DATASET_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
+    # Leftovers of a killed build: temporary clips and records are never valid.
+    for folder in (out_dir, out_dir / "videos", out_dir / "frames", out_dir / RECORDS_DIR):
+        if folder.is_dir():
+            for stale in folder.glob(".*.tmp-*"):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    _write_json_atomic(
+        manifest_path, {"builder": "progrestore.build_dataset", "version": 1, "fingerprint": fingerprint}
+    )
+
+
+def finished_record(spec: BuildSpec, job: ClipJob) -> dict | None:
+    """The journal record of a clip whose file is in place, else None (it must be (re)built)."""
+    record = _read_json(spec.out_dir / RECORDS_DIR / f"{job.name}.json")
+    if not record or record.get("clip_seed") != job.seed or not (spec.out_dir / record["video"]).exists():
+        return None
+    return record
+
+
+def write_index(
+    spec: BuildSpec, records: list[dict], task_cfg: dict, prompt_mode: str, captions: dict
+) -> int:
+    """videos.txt, the prompt files and metadata.jsonl, line-aligned, in job order. Returns the
+    number of clips whose adaptive prompt fell back to the generic subject (no caption)."""
+    lines: dict[str, list[str]] = {"videos": [], **{mode: [] for mode in PROMPT_MODES}}
+    metadata, uncaptioned = [], 0
+    for record in records:
+        key = record["source_key"]
+        caption = (
+            captions.get(key) or captions.get(Path(record["source"]).name) or captions.get(Path(key).name)
+        )
+        if caption is None and record["source"] == key:
+            caption = BUNDLED_PHOTOS.get(key)
+        uncaptioned += caption is None
+        prompts = prompts_for(task_cfg, caption)
+        lines["videos"].append(record["video"])
+        for mode in PROMPT_MODES:
+            lines[mode].append(prompts[mode])
+        metadata.append({**record, "caption": caption, "prompts": prompts, "prompt_mode": prompt_mode})
+    out = spec.out_dir
+    _write_text_atomic(out / "videos.txt", lines["videos"])
+    for mode in PROMPT_MODES:
+        _write_text_atomic(out / prompt_file_name(mode), lines[mode])
+    _write_text_atomic(out / "prompt.txt", lines[prompt_mode])
+    _write_json_atomic(out / "metadata.jsonl", metadata, lines=True)
+    return uncaptioned
+
+
+@dataclass
+class BuildReport:
+    out_dir: str
+    total_clips: int = 0
+    built: int = 0
+    reused: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    ignored_files: list[list[str]] = field(default_factory=list)
+    upscaled_sources: int = 0
+    uncaptioned_clips: int = 0
+    seconds: float = 0.0
+    clips_per_second: float = 0.0
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.total_clips} clips in {self.out_dir}",
+            f"built {self.built} ({self.clips_per_second:.2f} clips/s)",
+            f"reused {self.reused} from an earlier run",
+        ]
+        text = ", ".join(parts)
+        if self.skipped:
+            by_source = {item["source"]: item["skipped"] for item in self.skipped}
+            text += f"\nskipped {len(by_source)} source image(s):"
+            text += "".join(f"\n  - {source}: {reason}" for source, reason in sorted(by_source.items()))
+        if self.ignored_files:
+            text += f"\nignored {len(self.ignored_files)} file(s) that are not images:"
+            text += "".join(f"\n  - {name}: {reason}" for name, reason in self.ignored_files[:20])
+            if len(self.ignored_files) > 20:
+                text += f"\n  ... and {len(self.ignored_files) - 20} more (see build_report.json)"
+        if self.upscaled_sources:
+            text += (
+                f"\n{self.upscaled_sources} source image(s) were smaller than the output and were upscaled "
+                "(metadata 'upscaled': true; small_images=skip drops them)"
+            )
+        if self.uncaptioned_clips:
+            text += (
+                f"\n{self.uncaptioned_clips} clip(s) have no caption: their adaptive prompt uses "
+                "'the scene' (give captions_file=...)"
+            )
+        return text
+
+
+def build_dataset(
+    spec: BuildSpec,
+    task_cfg: dict,
+    prompt_mode: str = "adaptive",
+    captions_file: str | None = None,
+    num_workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or resume) the dataset described by ``spec``. See the module docstring for the layout."""
+    from tqdm import tqdm
+
+    spec.validate()
+    if prompt_mode not in PROMPT_MODES:
+        raise BuildError(f"prompt mode must be one of {PROMPT_MODES}, got {prompt_mode!r}")
+    try:
+        captions = load_captions(captions_file)
+        sources, ignored = list_sources(spec.source_dir)
+    except (SourceError, FileNotFoundError, ValueError) as err:
+        raise BuildError(str(err)) from None
+    prepare_out_dir(spec, overwrite)
+
+    jobs = plan_jobs(spec, sources)
+    done = {job.name: record for job in jobs if (record := finished_record(spec, job)) is not None}
+    todo = [job for job in jobs if job.name not in done]
+    report = BuildReport(
+        out_dir=str(spec.out_dir), reused=len(done), ignored_files=[list(i) for i in ignored]
+    )
+    if done:
+        log.info("resuming: %d of %d clips already built in %s", len(done), len(jobs), spec.out_dir)
+
+    workers = (os.cpu_count() or 1) if num_workers is None else max(0, int(num_workers))
+    workers = min(workers, len(todo))
+    start = time.perf_counter()
+    results: dict[str, dict] = {}
+    bar = tqdm(total=len(todo), unit="clip", desc=f"build {spec.task}", disable=not progress or not todo)
+    try:
+        if workers <= 1:
+            _worker_init()
+            iterator = (build_one(spec, job) for job in todo)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+            iterator = pool.imap_unordered(_build_one_star, [(spec, job) for job in todo], chunksize=1)
+        for result in iterator:
+            results[result["clip"]] = result
+            bar.update(1)
+            if "skipped" in result:
+                bar.write(f"skipped {result['source']}: {result['skipped']}")
+        if pool is not None:
+            pool.close()
+            pool.join()
+    except BaseException:
+        if workers > 1 and "pool" in locals() and pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        bar.close()
+    report.seconds = time.perf_counter() - start
+
+    records = []
+    for job in jobs:
+        record = done.get(job.name) or results.get(job.name)
+        if record is None or "skipped" in record:
+            if record is not None:
+                report.skipped.append(record)
+            continue
+        records.append(record)
+    report.built = sum(1 for r in results.values() if "skipped" not in r)
+    report.total_clips = len(records)
+    report.clips_per_second = report.built / report.seconds if report.seconds > 0 else 0.0
+    report.upscaled_sources = len({r["source_key"] for r in records if r.get("upscaled")})
+    if not records:
+        raise BuildError("no clip could be built:\n" + report.summary())
+    report.uncaptioned_clips = write_index(spec, records, task_cfg, prompt_mode, captions)
+    _write_json_atomic(spec.out_dir / "build_report.json", asdict(report))
+    return report
