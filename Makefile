@@ -6,14 +6,17 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data dataset clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train dataset pretrain-tiny sync-wandb clean
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
+	@echo "make train       LoRA fine-tuning, default run: task=lowlight prompt=adaptive (tiny model, CPU)"
 	@echo "make dataset     build the bundled-photo deblur dataset under outputs/datasets/"
+	@echo "make sync-wandb  upload offline W&B runs (needs WANDB_API_KEY in the environment)"
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
-	@echo "make bench-data  dataset-builder benchmark -> experiments/benchmarks/"
+	@echo "make bench       both benchmarks -> experiments/benchmarks/"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~25 min on 2 cores)"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml
@@ -43,10 +46,20 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests
 	$(PY) -m ruff format --check src tests
 
-bench: bench-data
+bench: bench-data bench-train
 
 bench-data: $(STAMP)
 	$(PY) -m src.benchmarks.data_builder
+
+bench-train: $(STAMP)
+	$(PY) -m src.benchmarks.train_default
+
+pretrain-tiny: $(STAMP)
+	$(PY) -m src.pretrain_tiny
+
+sync-wandb: $(STAMP)
+	@ls -d outputs/wandb/offline-run-* >/dev/null 2>&1 || { echo "no offline W&B runs under outputs/wandb/"; exit 1; }
+	$(VENV)/bin/wandb sync outputs/wandb/offline-run-*
 
 clean:
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -10,10 +11,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
+def wandb_offline() -> bool:
+    """W&B runs offline (no account needed) unless the user sets WANDB_MODE=online."""
+    return os.environ.get("WANDB_MODE", "").lower() != "online"
+
+
 def register_resolvers() -> None:
-    """``${project_root:}`` -> the repository root, so outputs land in <repo>/outputs from any cwd."""
+    """``${project_root:}`` -> the repository root, so outputs land in <repo>/outputs from any cwd;
+    ``${wandb_offline:}`` -> see :func:`wandb_offline`."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("wandb_offline"):
+        OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
 
 
 register_resolvers()

@@ -1,0 +1,363 @@
+"""LightningDataModule of 9-frame progression clips at the model's resolution.
+
+Two sources:
+* ``synthetic``: clips generated on the fly from photographs with the dataset builder's
+  schedules (random crops for augmentation; no disk);
+* ``dataset``: a dataset built by ``python -m src.build_dataset`` (mp4 read with decord, or png
+  frame folders), resized to the model's resolution.
+
+Validation always uses *source images* that no training clip comes from. A batch is a dict:
+``frames`` (B, F, C, H, W) float in [0, 1] (frame 0 degraded, frame F-1 clean), ``prompt``
+(list of B strings), ``key`` (list of source keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from src.data.degradations import DegradationPreset, make_clip
+from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
+from src.prompts import load_captions, prompt_file_name, prompts_for
+
+log = logging.getLogger(__name__)
+
+
+def _stable_int(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
+
+
+def to_tensor_clip(frames_fhwc: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (F, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames_fhwc)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def random_crop(
+    image: np.ndarray, rng: np.random.Generator, fraction: tuple[float, float], height: int, width: int
+):
+    """A random crop with the output aspect covering ``fraction`` of the largest such crop."""
+    img_h, img_w = image.shape[:2]
+    max_w = min(img_w, img_h * width / height)
+    crop_w = max(8, int(max_w * rng.uniform(*fraction)))
+    crop_h = max(8, int(round(crop_w * height / width)))
+    top = int(rng.integers(0, img_h - crop_h + 1))
+    left = int(rng.integers(0, img_w - crop_w + 1))
+    return image[top : top + crop_h, left : left + crop_w]
+
+
+class SyntheticClips(Dataset):
+    """Progression clips made on the fly. Training item i is clip number ``first_sample + i``, a
+    pure function of (seed, clip number): runs, and runs resumed from a checkpoint, see the same
+    clips in the same order without shuffling."""
+
+    def __init__(
+        self,
+        images: dict[str, np.ndarray],
+        prompts: dict[str, str],
+        task: str,
+        preset: DegradationPreset,
+        frames: int,
+        height: int,
+        width: int,
+        length: int,
+        seed: int,
+        crop: tuple[float, float] | None,
+        stage: str,
+    ):
+        self.images, self.prompts, self.keys = images, prompts, sorted(images)
+        self.task, self.preset, self.frames, self.height, self.width = task, preset, frames, height, width
+        self.length, self.seed, self.crop, self.stage, self.first_sample = length, seed, crop, stage, 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if self.crop is None:  # validation: image k, clip c, fixed
+            key = self.keys[index % len(self.keys)]
+            rng = np.random.default_rng(
+                _stable_int(self.seed, self.stage, self.task, key, index // len(self.keys))
+            )
+            clean, _ = fit_to_output(self.images[key], self.height, self.width)
+        else:
+            rng = np.random.default_rng(
+                _stable_int(self.seed, self.stage, self.task, self.first_sample + index)
+            )
+            key = self.keys[int(rng.integers(len(self.keys)))]
+            crop = random_crop(self.images[key], rng, self.crop, self.height, self.width)
+            clean, _ = fit_to_output(crop, self.height, self.width)
+            if rng.random() < 0.5:
+                clean = np.ascontiguousarray(clean[:, ::-1])
+        frames, _ = make_clip(clean, self.task, rng, self.preset, self.frames)
+        return {"frames": to_tensor_clip(frames), "prompt": self.prompts[key], "key": key}
+
+
+class BuiltClips(Dataset):
+    """Clips of a built dataset; corrupt clips yield None (skipped by the collate, counted)."""
+
+    def __init__(self, root: Path, entries: list[dict], height: int, width: int, frames: int):
+        self.root, self.entries, self.height, self.width, self.frames = root, entries, height, width, frames
+        self.failures: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict | None:
+        from src.data.clip_io import read_clip
+
+        entry = self.entries[index]
+        try:
+            clip = read_clip(self.root / entry["video"])
+            if clip.shape[0] != self.frames:
+                raise ValueError(f"{clip.shape[0]} frames, expected {self.frames}")
+        except Exception as err:  # noqa: BLE001 - any decoder error means an unusable clip
+            self.failures.append(f"{entry['video']}: {err}")
+            log.warning("skipping corrupt clip %s (%s)", entry["video"], err)
+            return None
+        resized = np.stack([fit_to_output(frame, self.height, self.width)[0] for frame in clip])
+        return {"frames": to_tensor_clip(resized), "prompt": entry["prompt"], "key": entry["source"]}
+
+
+def collate_clips(items: list[dict | None]) -> dict | None:
+    items = [item for item in items if item is not None]
+    if not items:
+        return None
+    return {
+        "frames": torch.stack([item["frames"] for item in items]),
+        "prompt": [item["prompt"] for item in items],
+        "key": [item["key"] for item in items],
+    }
+
+
+def read_built_dataset(root: Path, prompt_mode: str, frames: int) -> list[dict]:
+    """Entries (video, prompt, source) of a built dataset, checked for consistency."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"dataset dir {root} does not exist; build it with `python -m src.build_dataset task=...` "
+            "or train with data=synthetic"
+        )
+    videos_file = root / "videos.txt"
+    if not videos_file.is_file():
+        raise FileNotFoundError(
+            f"{videos_file} is missing: {root} is not a finished dataset (rerun the build to resume)"
+        )
+    videos = videos_file.read_text(encoding="utf-8").splitlines()
+    prompt_path = root / prompt_file_name(prompt_mode)
+    if not prompt_path.is_file():
+        prompt_path = root / "prompt.txt"
+        log.warning("%s has no %s; using prompt.txt", root, prompt_file_name(prompt_mode))
+    prompts = prompt_path.read_text(encoding="utf-8").splitlines()
+    if len(prompts) != len(videos):
+        raise ValueError(
+            f"{prompt_path} has {len(prompts)} lines but videos.txt has {len(videos)}: they must be line-aligned"
+        )
+    sources = [v for v in videos]
+    metadata_path = root / "metadata.jsonl"
+    if metadata_path.is_file():
+        records = [json.loads(line) for line in metadata_path.read_text(encoding="utf-8").splitlines()]
+        if len(records) == len(videos):
+            sources = [r.get("source_key", r.get("source")) for r in records]
+            built_frames = {r.get("frames") for r in records}
+            if built_frames != {frames}:
+                raise ValueError(
+                    f"{root} holds {sorted(built_frames)}-frame clips but the model is set to {frames} frames"
+                )
+    return [{"video": v, "prompt": p, "source": s} for v, p, s in zip(videos, prompts, sources, strict=True)]
+
+
+class ProgressionDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        task: str,
+        prompt_mode: str,
+        task_prompts: dict,
+        degradation: dict,
+        height: int,
+        width: int,
+        frames: int,
+        seed: int = 0,
+        source: str = "synthetic",
+        source_dir: str | None = None,
+        val_source_dir: str | None = "auto",
+        val_holdout=("coffee", "chelsea"),
+        captions_file: str | None = None,
+        random_crop: tuple[float, float] = (0.5, 1.0),
+        train_clips_per_epoch: int = 400,
+        val_clips_per_image: int = 1,
+        dataset_dir: str | None = None,
+        val_fraction: float = 0.15,
+        batch_size: int = 4,
+        val_batch_size: int = 4,
+        num_workers: int = 0,
+        shared_dir: str | None = None,
+    ):
+        super().__init__()
+        if source not in ("synthetic", "dataset"):
+            raise ValueError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
+        self.task, self.prompt_mode, self.task_prompts = task, prompt_mode, dict(task_prompts)
+        self.preset = DegradationPreset.from_dict(dict(degradation))
+        self.height, self.width, self.frames, self.seed = height, width, frames, seed
+        self.source, self.source_dir, self.val_source_dir = source, source_dir, val_source_dir
+        self.val_holdout, self.captions_file = tuple(val_holdout or ()), captions_file
+        self.crop, self.train_clips_per_epoch = tuple(random_crop), int(train_clips_per_epoch)
+        self.val_clips_per_image, self.dataset_dir, self.val_fraction = (
+            int(val_clips_per_image),
+            dataset_dir,
+            val_fraction,
+        )
+        self.batch_size, self.val_batch_size, self.num_workers = (
+            int(batch_size),
+            int(val_batch_size),
+            int(num_workers),
+        )
+        self.shared_dir = shared_dir
+        self.train_set = self.val_set = None
+        self.description: dict = {}
+
+    # -- setup ------------------------------------------------------------------------------
+    def _prompt(self, caption: str | None) -> str:
+        return prompts_for(self.task_prompts, caption)[self.prompt_mode]
+
+    def _load_folder(self, folder: str, captions: dict) -> tuple[dict, dict]:
+        sources, _ = list_sources(folder)
+        images, prompts = {}, {}
+        for source in sources:
+            try:
+                images[source.key] = load_image(source)
+            except SourceError as err:
+                log.warning("skipping %s: %s", source.path, err)
+                continue
+            prompts[source.key] = self._prompt(captions.get(source.key) or captions.get(source.path.name))
+        if not images:
+            raise ValueError(f"no readable images in {folder}")
+        return images, prompts
+
+    def _resolve_val_dir(self) -> str | None:
+        if self.val_source_dir not in (None, "auto"):
+            return self.val_source_dir
+        if self.val_source_dir == "auto" and self.shared_dir:
+            candidate = Path(self.shared_dir) / "data" / "set5"
+            if candidate.is_dir():
+                return str(candidate)
+        return None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        if self.source == "dataset":
+            self._setup_dataset()
+        else:
+            self._setup_synthetic()
+        log.info("data: %s", self.description)
+
+    def _setup_synthetic(self) -> None:
+        captions = load_captions(self.captions_file) if self.captions_file else {}
+        if self.source_dir:
+            train_images, train_prompts = self._load_folder(self.source_dir, captions)
+        else:
+            keys = [k for k in BUNDLED_PHOTOS if k not in self.val_holdout]
+            train_images = {k: load_image(Source(k)) for k in keys}
+            train_prompts = {k: self._prompt(BUNDLED_PHOTOS[k]) for k in keys}
+        val_dir = self._resolve_val_dir()
+        if val_dir:
+            val_images, val_prompts = self._load_folder(val_dir, captions)
+        else:
+            if self.source_dir:
+                raise ValueError(
+                    "data.val_source_dir is required with data.source_dir (validation must use held-out images)"
+                )
+            val_images = {k: load_image(Source(k)) for k in self.val_holdout}
+            val_prompts = {k: self._prompt(BUNDLED_PHOTOS[k]) for k in self.val_holdout}
+        overlap = set(train_images) & set(val_images)
+        if overlap and (self.source_dir or not val_dir):
+            raise ValueError(f"validation images {sorted(overlap)} are also training images")
+        common = dict(
+            task=self.task,
+            preset=self.preset,
+            frames=self.frames,
+            height=self.height,
+            width=self.width,
+            seed=self.seed,
+        )
+        self.train_set = SyntheticClips(
+            train_images,
+            train_prompts,
+            length=self.train_clips_per_epoch,
+            crop=self.crop,
+            stage="train",
+            **common,
+        )
+        self.val_set = SyntheticClips(
+            val_images,
+            val_prompts,
+            length=len(val_images) * self.val_clips_per_image,
+            crop=None,
+            stage="val",
+            **common,
+        )
+        self.description = {
+            "source": "synthetic",
+            "train_images": sorted(train_images),
+            "val_images": sorted(val_images),
+            "val_dir": val_dir or "bundled held-out",
+        }
+
+    def _setup_dataset(self) -> None:
+        root = Path(self.dataset_dir or "")
+        entries = read_built_dataset(root, self.prompt_mode, self.frames)
+        sources = sorted({e["source"] for e in entries})
+        if len(sources) < 2:
+            raise ValueError(
+                f"{root} has clips of {len(sources)} source image(s); validation needs a held-out image"
+            )
+        order = sorted(sources, key=lambda s: _stable_int(self.seed, "val-split", s))
+        n_val = max(1, int(round(self.val_fraction * len(sources))))
+        val_sources = set(order[:n_val])
+        train = [e for e in entries if e["source"] not in val_sources]
+        val = [e for e in entries if e["source"] in val_sources]
+        self.train_set = BuiltClips(root, train, self.height, self.width, self.frames)
+        self.val_set = BuiltClips(root, val, self.height, self.width, self.frames)
+        self.description = {
+            "source": str(root),
+            "train_clips": len(train),
+            "val_clips": len(val),
+            "val_images": sorted(val_sources),
+        }
+
+    def set_batches_done(self, batches: int) -> None:
+        """Continue the clip numbering after ``batches`` training batches (read live with
+        num_workers=0; worker processes copy it when an epoch's iterator starts)."""
+        if isinstance(self.train_set, SyntheticClips):
+            self.train_set.first_sample = int(batches) * self.batch_size
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, dataset, batch_size, shuffle):
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_clips,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self):
+        # Synthetic items are already random per (seed, epoch, index): no shuffle keeps resumes exact.
+        return self._loader(self.train_set, self.batch_size, shuffle=self.source == "dataset")
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, self.val_batch_size, shuffle=False)
+
+    def skipped_clips(self) -> list[str]:
+        failures = []
+        for dataset in (self.train_set, self.val_set):
+            failures += getattr(dataset, "failures", [])
+        return failures

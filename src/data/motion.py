@@ -1,0 +1,74 @@
+"""Natural-motion clips from still photographs (pans, zooms, crops, mild exposure drift): the
+pretraining data of the tiny base model, standing in for the natural videos a real video model
+is pretrained on. Frames are (F, H, W, 3) uint8.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MOTION_PHRASES = {
+    "pan_left": "The camera pans slowly to the left.",
+    "pan_right": "The camera pans slowly to the right.",
+    "tilt_up": "The camera tilts slowly upwards.",
+    "tilt_down": "The camera tilts slowly downwards.",
+    "zoom_in": "The camera slowly zooms in.",
+    "zoom_out": "The camera slowly zooms out.",
+    "static": "The camera holds still.",
+}
+
+
+def _crop_resize(
+    image: np.ndarray, cx: float, cy: float, crop_w: float, out_h: int, out_w: int
+) -> np.ndarray:
+    """Crop centred at (cx, cy) with width crop_w and the output aspect, resized to (out_h, out_w)
+    with an affine warp (sub-pixel motion, area-like prefilter when shrinking)."""
+    crop_h = crop_w * out_h / out_w
+    scale = out_w / crop_w
+    source = image
+    if scale < 0.5:  # prefilter so bilinear sampling does not alias
+        sigma = 0.5 / scale
+        source = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
+    matrix = np.array(
+        [[scale, 0.0, out_w / 2 - scale * cx], [0.0, scale, out_h / 2 - scale * cy]], dtype=np.float64
+    )
+    del crop_h
+    return cv2.warpAffine(
+        source, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+
+
+def natural_motion_clip(
+    image: np.ndarray, rng: np.random.Generator, num_frames: int, height: int, width: int
+) -> tuple[np.ndarray, str]:
+    """(frames (F, H, W, 3) uint8, motion phrase) of one random camera move over the photo."""
+    img_h, img_w = image.shape[:2]
+    max_crop_w = min(img_w, img_h * width / height)
+    motion = rng.choice(list(MOTION_PHRASES))
+    crop_w0 = max_crop_w * rng.uniform(0.45, 0.85)
+    zoom = {"zoom_in": rng.uniform(0.7, 0.88), "zoom_out": rng.uniform(1.12, 1.3)}.get(motion, 1.0)
+    crop_w1 = min(max_crop_w, crop_w0 * zoom)
+    shift = rng.uniform(0.08, 0.2) * crop_w0
+    dx = {"pan_left": -shift, "pan_right": shift}.get(motion, 0.0)
+    dy = {"tilt_up": -shift, "tilt_down": shift}.get(motion, 0.0)
+
+    def centre_range(crop_w, axis_len, is_x):
+        half = (crop_w if is_x else crop_w * height / width) / 2
+        return half, axis_len - half
+
+    # Pick a start centre so that the whole path stays inside the photo.
+    lo_x0, hi_x0 = centre_range(max(crop_w0, crop_w1), img_w, True)
+    lo_y0, hi_y0 = centre_range(max(crop_w0, crop_w1), img_h, False)
+    cx0 = rng.uniform(lo_x0 + max(0, -dx), max(lo_x0 + max(0, -dx), hi_x0 - max(0, dx)))
+    cy0 = rng.uniform(lo_y0 + max(0, -dy), max(lo_y0 + max(0, -dy), hi_y0 - max(0, dy)))
+    gain_end = rng.uniform(0.7, 1.3) if rng.random() < 0.5 else 1.0
+    frames = []
+    for t in np.linspace(0.0, 1.0, num_frames):
+        frame = _crop_resize(
+            image, cx0 + dx * t, cy0 + dy * t, crop_w0 + (crop_w1 - crop_w0) * t, height, width
+        )
+        if gain_end != 1.0:
+            frame = cv2.convertScaleAbs(frame, alpha=1.0 + (gain_end - 1.0) * t)
+        frames.append(frame)
+    return np.stack(frames), MOTION_PHRASES[motion]

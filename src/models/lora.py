@@ -1,0 +1,95 @@
+"""peft LoRA adapters on the CogVideoX transformer: attach, count, export in diffusers format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def validate_lora_config(rank: int, alpha: float, target_modules, dropout: float = 0.0) -> None:
+    if int(rank) < 1:
+        raise ValueError(f"lora.rank must be >= 1, got {rank}")
+    if float(alpha) <= 0:
+        raise ValueError(f"lora.alpha must be > 0, got {alpha}")
+    if not target_modules:
+        raise ValueError(
+            "lora.target_modules must name at least one module (e.g. [to_q, to_k, to_v, to_out.0])"
+        )
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"lora.dropout must be in [0, 1), got {dropout}")
+
+
+def add_lora(
+    transformer: torch.nn.Module,
+    rank: int,
+    alpha: float,
+    target_modules,
+    dropout: float = 0.0,
+    init: bool | str = True,
+) -> int:
+    """Freeze the transformer, attach a LoRA adapter and keep its parameters in fp32 (even when
+    the base runs in bf16). Returns the number of trainable parameters."""
+    from peft import LoraConfig
+
+    validate_lora_config(rank, alpha, target_modules, dropout)
+    transformer.requires_grad_(False)
+    names = [name for name, _ in transformer.named_modules()]
+    unknown = [m for m in target_modules if not any(n == m or n.endswith("." + m) for n in names)]
+    if unknown:
+        raise ValueError(f"lora.target_modules {unknown} match no module of the transformer")
+    config = LoraConfig(
+        r=int(rank),
+        lora_alpha=float(alpha),
+        lora_dropout=float(dropout),
+        target_modules=list(target_modules),
+        init_lora_weights=init,
+    )
+    transformer.add_adapter(config)
+    trainable = 0
+    for name, parameter in transformer.named_parameters():
+        if "lora_" in name:
+            parameter.data = parameter.data.float()
+            parameter.requires_grad_(True)
+            trainable += parameter.numel()
+    return trainable
+
+
+def lora_state_dict(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(transformer)
+
+
+def export_lora(
+    transformer: torch.nn.Module,
+    directory: Path,
+    rank: int,
+    alpha: float,
+    target_modules,
+    extra: dict | None = None,
+) -> Path:
+    """Diffusers-format LoRA (``pytorch_lora_weights.safetensors`` with adapter metadata) that
+    ``CogVideoXImageToVideoPipeline.load_lora_weights`` reads; rank/alpha also in lora_config.json."""
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    metadata = {"r": int(rank), "lora_alpha": float(alpha), "target_modules": list(target_modules)}
+    CogVideoXImageToVideoPipeline.save_lora_weights(
+        directory,
+        transformer_lora_layers={
+            k: v.detach().float().cpu() for k, v in lora_state_dict(transformer).items()
+        },
+        transformer_lora_adapter_metadata=metadata,
+    )
+    (directory / "lora_config.json").write_text(json.dumps({**metadata, **(extra or {})}, indent=2) + "\n")
+    return directory
+
+
+def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable

@@ -1,0 +1,187 @@
+"""The embedded tiny CogVideoX image-to-video model: the real diffusers architecture classes
+(``CogVideoXTransformer3DModel``, ``AutoencoderKLCogVideoX``) and a T5 encoder with the
+download-free ``ByT5Tokenizer``, small enough to train on a 2-core CPU.
+
+Its pretrained base (``src/models/pretrained/tiny_cogvideox_i2v.safetensors``, made by
+``python -m src.pretrain_tiny``) plays the part of the pretrained video model the paper starts
+from: the VAE and transformer were trained on natural-motion clips (pans, zooms, crops) of the
+bundled photographs; the text encoder is a frozen random T5 (deterministic from its seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+DEFAULT_WEIGHTS = PRETRAINED_DIR / "tiny_cogvideox_i2v.safetensors"
+
+# Architecture of the tiny model. Height/width are the pixel resolution it was pretrained at
+# (multiples of vae_scale * patch = 8); frames must be 4k+1 (the VAE compresses time by 4).
+TINY_ARCHITECTURE: dict = {
+    "height": 64,
+    "width": 112,
+    "frames": 9,
+    "vae": {
+        "down_block_types": ["CogVideoXDownBlock3D"] * 3,
+        "up_block_types": ["CogVideoXUpBlock3D"] * 3,
+        "block_out_channels": [16, 32, 64],
+        "latent_channels": 16,
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "temporal_compression_ratio": 4,
+        "sample_height": 64,
+        "sample_width": 112,
+        "scaling_factor": 1.0,  # replaced by 1/std of the pretrained latents (as CogVideoX's 1.15258426)
+    },
+    "transformer": {
+        "num_attention_heads": 4,
+        "attention_head_dim": 32,
+        "in_channels": 32,  # noisy video latents + first-frame image latents (I2V channel concat)
+        "out_channels": 16,
+        "time_embed_dim": 128,
+        "text_embed_dim": 128,
+        "num_layers": 4,
+        "sample_width": 28,  # latent width  = 112 / 4
+        "sample_height": 16,  # latent height = 64 / 4
+        "sample_frames": 9,
+        "patch_size": 2,
+        "temporal_compression_ratio": 4,
+        "max_text_seq_length": 160,
+        "use_rotary_positional_embeddings": True,
+        "use_learned_positional_embeddings": False,
+    },
+    "text_encoder": {
+        "vocab_size": 384,  # ByT5: 256 bytes + 3 specials + 125 extra ids
+        "d_model": 128,
+        "d_kv": 32,
+        "d_ff": 256,
+        "num_layers": 2,
+        "num_heads": 4,
+        "seed": 0,
+    },
+    "max_sequence_length": 160,  # prompt tokens (bytes for ByT5); CogVideoX-5B uses 226
+    # CogVideoX-5B-I2V's scheduler_config.json
+    "scheduler": {
+        "_class_name": "CogVideoXDDIMScheduler",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "num_train_timesteps": 1000,
+        "prediction_type": "v_prediction",
+        "rescale_betas_zero_snr": True,
+        "set_alpha_to_one": True,
+        "snr_shift_scale": 1.0,
+        "steps_offset": 0,
+        "timestep_spacing": "trailing",
+    },
+}
+
+
+@dataclass
+class I2VComponents:
+    """The five parts of a CogVideoX image-to-video model, as the diffusers pipeline takes them."""
+
+    tokenizer: object
+    text_encoder: torch.nn.Module
+    vae: torch.nn.Module
+    transformer: torch.nn.Module
+    scheduler: object
+    max_sequence_length: int = 226
+    name: str = "tiny"
+
+
+def build_scheduler(config: dict):
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+
+    classes = {
+        "CogVideoXDDIMScheduler": CogVideoXDDIMScheduler,
+        "CogVideoXDPMScheduler": CogVideoXDPMScheduler,
+    }
+    config = dict(config)
+    cls = classes[config.pop("_class_name", "CogVideoXDDIMScheduler")]
+    return cls.from_config(config)
+
+
+def build_tiny_components(architecture: dict | None = None) -> I2VComponents:
+    """Randomly initialised tiny components (the text encoder from its fixed seed)."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
+
+    arch = copy.deepcopy(architecture or TINY_ARCHITECTURE)
+    text_cfg = dict(arch["text_encoder"])
+    seed = text_cfg.pop("seed", 0)
+    devnull_rng = torch.random.fork_rng()
+    with devnull_rng:
+        torch.manual_seed(seed)
+        text_encoder = T5EncoderModel(T5Config(**text_cfg))
+    vae = AutoencoderKLCogVideoX(**arch["vae"])
+    transformer = CogVideoXTransformer3DModel(**arch["transformer"])
+    return I2VComponents(
+        tokenizer=ByT5Tokenizer(),
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=build_scheduler(arch["scheduler"]),
+        max_sequence_length=int(arch["max_sequence_length"]),
+        name="tiny",
+    )
+
+
+def save_tiny(
+    components: I2VComponents, path: Path, architecture: dict, extra_metadata: dict | None = None
+) -> None:
+    """One safetensors file with the three models' weights (fp16 to stay small) and, in its
+    metadata, the architecture so the file is self-describing."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for prefix, module in (
+        ("vae", components.vae),
+        ("transformer", components.transformer),
+        ("text_encoder", components.text_encoder),
+    ):
+        for key, value in module.state_dict().items():
+            tensors[f"{prefix}.{key}"] = value.detach().to(torch.float16).contiguous()
+    metadata = {
+        "architecture": json.dumps(architecture),
+        **{k: str(v) for k, v in (extra_metadata or {}).items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
+    """(components with the pretrained tiny base, the file's metadata). Weights load as fp32."""
+    from safetensors import safe_open
+
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
+            "(about 25 minutes on 2 CPU cores) or pass model.weights=<file>"
+        )
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        tensors = {key: handle.get_tensor(key).float() for key in handle.keys()}
+    architecture = json.loads(metadata["architecture"])
+    components = build_tiny_components(architecture)
+    for prefix, module in (
+        ("vae", components.vae),
+        ("transformer", components.transformer),
+        ("text_encoder", components.text_encoder),
+    ):
+        state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        # T5's tied/shared embedding appears under two names; anything else missing is an error.
+        missing = [k for k in missing if not k.endswith("embed_tokens.weight")]
+        if missing or unexpected:
+            raise RuntimeError(
+                f"{path}: {prefix} weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+    return components, metadata

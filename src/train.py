@@ -1,0 +1,201 @@
+"""python -m src.train task=lowlight prompt=adaptive [group=option ...] [key=value ...]
+
+LoRA fine-tuning of a CogVideoX image-to-video model on progression clips (see conf/train.yaml).
+Each run writes to its Hydra run dir under outputs/: checkpoints/ (adapter-only), lora/ (diffusers
+format), frame_metrics.json, samples/*.gif, run_summary.json, and the logs of its loggers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.config import CONFIG_DIR
+
+log = logging.getLogger("src.train")
+
+
+def _container(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Cheap checks with one clear message each, before any data or model is loaded."""
+    from src.data.degradations import check_task
+    from src.models.lora import validate_lora_config
+    from src.models.recipe import latent_frame_count
+
+    check_task(cfg.task.name)
+    validate_lora_config(cfg.lora.rank, cfg.lora.alpha, cfg.lora.target_modules, cfg.lora.dropout)
+    latent_frame_count(int(cfg.model.frames))
+    if int(cfg.model.height) % 8 or int(cfg.model.width) % 8:
+        raise ValueError(f"model resolution {cfg.model.width}x{cfg.model.height} must be a multiple of 8")
+    if cfg.prompt.mode not in ("uniform", "adaptive"):
+        raise ValueError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path {cfg.ckpt_path} does not exist")
+
+
+def build_datamodule(cfg: DictConfig):
+    return hydra.utils.instantiate(
+        cfg.data,
+        task=cfg.task.name,
+        prompt_mode=cfg.prompt.mode,
+        task_prompts=_container(cfg.task),
+        degradation=_container(cfg.degradation),
+        height=cfg.model.height,
+        width=cfg.model.width,
+        frames=cfg.model.frames,
+        seed=cfg.seed,
+        shared_dir=cfg.paths.shared_dir,
+        _convert_="all",
+    )
+
+
+def build_module(cfg: DictConfig, components=None):
+    from src.models.module import ProgressiveI2VModule
+
+    return ProgressiveI2VModule(
+        model=_container(cfg.model),
+        lora=_container(cfg.lora),
+        optimizer=hydra.utils.instantiate(cfg.optimizer),
+        lr_scheduler=hydra.utils.instantiate(cfg.lr_scheduler) if cfg.get("lr_scheduler") else None,
+        seed=cfg.seed,
+        task=cfg.task.name,
+        prompt_mode=cfg.prompt.mode,
+        components=components,
+    )
+
+
+def build_loggers(cfg: DictConfig, sweep_group: str | None) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        overrides = {}
+        if name == "wandb" and sweep_group:
+            overrides["group"] = node.get("group") or sweep_group
+        loggers.append(hydra.utils.instantiate(node, **overrides))
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig) -> list:
+    return [
+        hydra.utils.instantiate(node)
+        for node in (cfg.get("callbacks") or {}).values()
+        if node and "_target_" in node
+    ]
+
+
+def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dict:
+    import lightning as L
+
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")  # data errors surface here, before the model is built
+    module = build_module(cfg)
+    loggers = build_loggers(cfg, sweep_group)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
+    counts = module.parameter_counts()
+    log.info("parameters: %s", counts)
+    for logger in loggers:
+        logger.log_hyperparams({**_container(cfg), **counts, "run_dir": str(run_dir)})
+    started = time.time()
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    already_validated = (module.last_frame_metrics or {}).get("global_step") == trainer.global_step
+    if cfg.validate and not already_validated:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    summary = {
+        "run_dir": str(run_dir),
+        "seed": cfg.seed,
+        "task": cfg.task.name,
+        "prompt": cfg.prompt.mode,
+        "model": cfg.model.name,
+        "lora": _container(cfg.lora),
+        "global_step": int(trainer.global_step),
+        "minutes": (time.time() - started) / 60,
+        **counts,
+        "frame_metrics": module.last_frame_metrics,
+        "skipped_clips": datamodule.skipped_clips(),
+    }
+    if cfg.export_lora and trainer.is_global_zero:
+        from src.models.lora import export_lora
+
+        directory = export_lora(
+            module.transformer,
+            run_dir / "lora",
+            cfg.lora.rank,
+            cfg.lora.alpha,
+            list(cfg.lora.target_modules),
+            extra={
+                "task": cfg.task.name,
+                "prompt": cfg.prompt.mode,
+                "model": cfg.model.name,
+                "model_weights": str(cfg.model.get("weights")),
+                "seed": cfg.seed,
+            },
+        )
+        summary["lora_dir"] = str(directory)
+    (run_dir / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    log.info("run dir: %s", run_dir)
+    if module.last_frame_metrics:
+        m = module.last_frame_metrics
+        log.info(
+            "last frame: PSNR %.2f dB, SSIM %.3f (degraded input: %.2f dB, %.3f); PSNR per frame %s",
+            m["psnr"][-1],
+            m["ssim"][-1],
+            m["input_psnr"],
+            m["input_ssim"],
+            [round(p, 2) for p in m["psnr"]],
+        )
+    return summary
+
+
+def task_wrapper(cfg: DictConfig) -> dict | None:
+    """Runs one job and always closes W&B. In a multirun a failing job is logged and recorded
+    (FAILED.txt in its run dir) so the other jobs of the sweep still run; a single run exits 1."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_group = Path(hydra_cfg.sweep.dir).name if multirun else None
+    try:
+        return train(cfg, run_dir, sweep_group)
+    except (ValueError, FileNotFoundError) as err:
+        log.error("%s", err)
+        (run_dir / "FAILED.txt").write_text(f"{type(err).__name__}: {err}\n")
+        if not multirun:
+            sys.exit(2)
+    except Exception as err:
+        log.exception("job failed")
+        (run_dir / "FAILED.txt").write_text(f"{type(err).__name__}: {err}\n")
+        if not multirun:
+            raise
+    finally:
+        try:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+        except ImportError:
+            pass
+    return None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> None:
+    task_wrapper(cfg)
+
+
+if __name__ == "__main__":
+    main()
