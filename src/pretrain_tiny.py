@@ -195,16 +195,8 @@ def main() -> None:
     }
     print(f"VAE reconstruction PSNR: {vae_psnr}, scaling_factor {scaling:.4f}", flush=True)
 
-    from diffusers import CogVideoXImageToVideoPipeline
-
     components.text_encoder.eval().requires_grad_(False)
-    pipeline = CogVideoXImageToVideoPipeline(
-        tokenizer=components.tokenizer,
-        text_encoder=components.text_encoder,
-        vae=components.vae,
-        transformer=components.transformer,
-        scheduler=components.scheduler,
-    )
+    pipeline = recipe.i2v_pipeline(components)
     transformer_history = train_transformer(
         components,
         pipeline,

@@ -100,15 +100,7 @@ class ProgressiveI2VModule(L.LightningModule):
     @property
     def pipeline(self):
         """The diffusers I2V pipeline over this module's own (LoRA-carrying) components."""
-        from diffusers import CogVideoXImageToVideoPipeline
-
-        return CogVideoXImageToVideoPipeline(
-            tokenizer=self.tokenizer,
-            text_encoder=self.text_encoder,
-            vae=self.vae,
-            transformer=self.transformer,
-            scheduler=self.scheduler,
-        )
+        return recipe.i2v_pipeline(self)
 
     def _generator(self, *parts) -> torch.Generator:
         """Every random draw is a pure function of (seed, purpose, step): resumes replay exactly."""

@@ -110,6 +110,21 @@ def i2v_loss(
     return torch.nn.functional.mse_loss(prediction.float(), target.float())
 
 
+def i2v_pipeline(components_or_module):
+    """A diffusers CogVideoXImageToVideoPipeline over existing components (no copy, no reload):
+    anything with tokenizer, text_encoder, vae, transformer and scheduler attributes."""
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    c = components_or_module
+    return CogVideoXImageToVideoPipeline(
+        tokenizer=c.tokenizer,
+        text_encoder=c.text_encoder,
+        vae=c.vae,
+        transformer=c.transformer,
+        scheduler=c.scheduler,
+    )
+
+
 def rotary_embeddings(pipeline, height: int, width: int, latent_frames: int, device):
     """Rotary embeddings exactly as the diffusers I2V pipeline computes them (None if unused)."""
     if not pipeline.transformer.config.use_rotary_positional_embeddings:
