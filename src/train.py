@@ -112,7 +112,10 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     already_validated = (module.last_frame_metrics or {}).get("global_step") == trainer.global_step
     if cfg.validate and not already_validated:
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+        # train=false ckpt_path=...: evaluate a checkpoint (e.g. with other sampling settings).
+        trainer.validate(
+            module, datamodule=datamodule, verbose=False, ckpt_path=None if cfg.train else cfg.ckpt_path
+        )
     summary = {
         "run_dir": str(run_dir),
         "seed": cfg.seed,

@@ -226,6 +226,18 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(tmp_path):
     assert any(not torch.equal(v, reference[k]) for k, v in early.items() if k in reference), (
         "training moved on"
     )
+    # train=false + ckpt_path evaluates a checkpoint without training.
+    evaluated = run_train(
+        *FAST,
+        "train=false",
+        "export_lora=false",
+        "logger=none",
+        f"ckpt_path={tmp_path / 'straight' / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+    assert evaluated.returncode == 0, evaluated.stdout[-3000:]
+    assert "Restoring states from the checkpoint" in evaluated.stdout + evaluated.stderr
+    assert len(json.loads((tmp_path / "eval" / "frame_metrics.json").read_text())["psnr"]) == 9
 
 
 @pytest.mark.slow
