@@ -16,7 +16,7 @@ help:
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
-	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~25 min on 2 cores)"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~30 min on 2 cores)"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml

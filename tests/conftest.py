@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.utils.config import PROJECT_ROOT
+from src.utils.config import CONFIG_DIR, PROJECT_ROOT
 
 SHARED_DIR = Path(os.environ.get("PROGRESTORE_SHARED", PROJECT_ROOT.parent / "shared"))
 
@@ -29,6 +29,25 @@ TASK_CFGS = {
         "adaptive_template": "A dark {caption} brightens.",
     },
 }
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a Hydra config group (its yaml files)."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def datamodule_kwargs(task: str, prompt_mode: str, **overrides) -> dict:
+    """ProgressionDataModule arguments at the tiny model's geometry (64x112, 9 frames)."""
+    return dict(
+        task=task,
+        prompt_mode=prompt_mode,
+        task_prompts=TASK_CFGS[task],
+        degradation={},
+        height=64,
+        width=112,
+        frames=9,
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="session")

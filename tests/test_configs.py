@@ -12,9 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from src.utils.config import CONFIG_DIR, PROJECT_ROOT
 
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+from .conftest import group_options
 
 
 def test_build_dataset_composes_for_every_combination(tmp_path):

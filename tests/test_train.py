@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from src.utils.config import CONFIG_DIR, PROJECT_ROOT
 
+from .conftest import TASK_CFGS, datamodule_kwargs, group_options
 from .wandb_offline import read_offline_run
 
 TINY_WEIGHTS = os.environ.get("PROGRESTORE_TINY_WEIGHTS")  # dev override; default: the shipped file
@@ -27,10 +28,6 @@ FAST = [
     "callbacks.model_checkpoint.every_n_train_steps=2",
     "trainer.log_every_n_steps=1",
 ] + ([f"model.weights={TINY_WEIGHTS}"] if TINY_WEIGHTS else [])
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def compose_train(overrides: list[str]):
@@ -283,23 +280,11 @@ def test_dataset_source_checks_alignment_and_skips_corrupt_clips(tmp_path):
     from src.data.builder import BuildSpec, build_dataset
     from src.data.datamodule import ProgressionDataModule, collate_clips
 
-    from .conftest import TASK_CFGS
-
     spec = BuildSpec(task="lowlight", out_dir=tmp_path / "ds", width=224, height=128, clips_per_image=1)
     build_dataset(spec, TASK_CFGS["lowlight"], "uniform", num_workers=0, progress=False)
     videos = (spec.out_dir / "videos.txt").read_text().splitlines()
     (spec.out_dir / videos[0]).write_bytes(b"\x00" * 100)  # corrupt one clip
-    kwargs = dict(
-        task="lowlight",
-        prompt_mode="uniform",
-        task_prompts=TASK_CFGS["lowlight"],
-        degradation={},
-        height=64,
-        width=112,
-        frames=9,
-        source="dataset",
-        dataset_dir=str(spec.out_dir),
-    )
+    kwargs = datamodule_kwargs("lowlight", "uniform", source="dataset", dataset_dir=str(spec.out_dir))
     datamodule = ProgressionDataModule(**kwargs)
     datamodule.setup("fit")
     train_ids = {e["source"] for e in datamodule.train_set.entries}
@@ -321,19 +306,7 @@ def test_dataset_source_checks_alignment_and_skips_corrupt_clips(tmp_path):
 def test_synthetic_data_is_deterministic_and_held_out(tmp_path):
     from src.data.datamodule import ProgressionDataModule
 
-    from .conftest import TASK_CFGS
-
-    kwargs = dict(
-        task="deblur",
-        prompt_mode="adaptive",
-        task_prompts=TASK_CFGS["deblur"],
-        degradation={},
-        height=64,
-        width=112,
-        frames=9,
-        val_source_dir=None,
-        seed=3,
-    )
+    kwargs = datamodule_kwargs("deblur", "adaptive", val_source_dir=None, seed=3)
     a, b = ProgressionDataModule(**kwargs), ProgressionDataModule(**kwargs)
     a.setup(), b.setup()
     assert torch.equal(a.train_set[5]["frames"], b.train_set[5]["frames"])

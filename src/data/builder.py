@@ -17,7 +17,6 @@ are the same whatever ``num_workers`` is, and a killed build resumes to the same
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -41,6 +40,7 @@ from src.data.images import (
     load_image,
 )
 from src.prompts import PROMPT_MODES, load_captions, prompt_file_name, prompts_for
+from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ class ClipJob:
 
 def clip_seed(seed: int, task: str, source_key: str, clip_index: int) -> int:
     """Stable 63-bit seed of one clip; independent of job order and worker count."""
-    digest = hashlib.sha256(f"{seed}/{task}/{source_key}/{clip_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return stable_seed(seed, task, source_key, clip_index)
 
 
 def plan_jobs(spec: BuildSpec, sources: list[Source]) -> list[ClipJob]:

@@ -73,7 +73,7 @@ def _fps_fraction(fps: float):
 
 
 def write_png_folder(frames: np.ndarray, folder: str | Path, compression: int = 1) -> None:
-    """Lossless frames ``folder/00.png ...``; compression 1 is ~5x faster than 9 at ~15 % more bytes."""
+    """Lossless frames ``folder/00.png ...``; compression 1 is ~18x faster than 9 at ~17 % more bytes (1360x768)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(frames):

@@ -13,7 +13,6 @@ Validation always uses *source images* that no training clip comes from. A batch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -26,12 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.degradations import DegradationPreset, make_clip
 from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
 from src.prompts import load_captions, prompt_file_name, prompts_for
+from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
-
-
-def _stable_int(*parts) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
 def to_tensor_clip(frames_fhwc: np.ndarray) -> torch.Tensor:
@@ -82,12 +78,12 @@ class SyntheticClips(Dataset):
         if self.crop is None:  # validation: image k, clip c, fixed
             key = self.keys[index % len(self.keys)]
             rng = np.random.default_rng(
-                _stable_int(self.seed, self.stage, self.task, key, index // len(self.keys))
+                stable_seed(self.seed, self.stage, self.task, key, index // len(self.keys))
             )
             clean, _ = fit_to_output(self.images[key], self.height, self.width)
         else:
             rng = np.random.default_rng(
-                _stable_int(self.seed, self.stage, self.task, self.first_sample + index)
+                stable_seed(self.seed, self.stage, self.task, self.first_sample + index)
             )
             key = self.keys[int(rng.integers(len(self.keys)))]
             crop = random_crop(self.images[key], rng, self.crop, self.height, self.width)
@@ -316,7 +312,7 @@ class ProgressionDataModule(L.LightningDataModule):
             raise ValueError(
                 f"{root} has clips of {len(sources)} source image(s); validation needs a held-out image"
             )
-        order = sorted(sources, key=lambda s: _stable_int(self.seed, "val-split", s))
+        order = sorted(sources, key=lambda s: stable_seed(self.seed, "val-split", s))
         n_val = max(1, int(round(self.val_fraction * len(sources))))
         val_sources = set(order[:n_val])
         train = [e for e in entries if e["source"] not in val_sources]

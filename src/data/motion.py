@@ -24,7 +24,6 @@ def _crop_resize(
 ) -> np.ndarray:
     """Crop centred at (cx, cy) with width crop_w and the output aspect, resized to (out_h, out_w)
     with an affine warp (sub-pixel motion, area-like prefilter when shrinking)."""
-    crop_h = crop_w * out_h / out_w
     scale = out_w / crop_w
     source = image
     if scale < 0.5:  # prefilter so bilinear sampling does not alias
@@ -33,7 +32,6 @@ def _crop_resize(
     matrix = np.array(
         [[scale, 0.0, out_w / 2 - scale * cx], [0.0, scale, out_h / 2 - scale * cy]], dtype=np.float64
     )
-    del crop_h
     return cv2.warpAffine(
         source, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )

@@ -11,7 +11,7 @@ every generated frame against the clean target.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 
 import lightning as L
@@ -20,6 +20,7 @@ import torch
 from src.metrics import frame_psnr_ssim
 from src.models import recipe
 from src.models.lora import add_lora, count_parameters
+from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class ProgressiveI2VModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only the adapter
         self.last_frame_metrics: dict | None = None
         self._val_sums: dict = {}
+        self._rotary_cache = None
         self.val_samples: list = []
 
     def train(self, mode: bool = True):
@@ -97,20 +99,24 @@ class ProgressiveI2VModule(L.LightningModule):
         return self
 
     # -- helpers ----------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def pipeline(self):
-        """The diffusers I2V pipeline over this module's own (LoRA-carrying) components."""
+        """The diffusers I2V pipeline over this module's own (LoRA-carrying) components, built once:
+        it holds references to the modules, so it follows them across devices and weight loads."""
         return recipe.i2v_pipeline(self)
 
     def _generator(self, *parts) -> torch.Generator:
         """Every random draw is a pure function of (seed, purpose, step): resumes replay exactly."""
-        value = (
-            int.from_bytes(
-                hashlib.sha256("/".join(map(str, (self.seed, *parts))).encode()).digest()[:8], "little"
+        return torch.Generator(device=self.device).manual_seed(stable_seed(self.seed, *parts))
+
+    def _rotary(self):
+        """Rotary embeddings at the training geometry, computed once per device."""
+        if self._rotary_cache is None or self._rotary_cache[0] != self.device:
+            emb = recipe.rotary_embeddings(
+                self.pipeline, self.height, self.width, self.latent_frames, self.device
             )
-            >> 1
-        )
-        return torch.Generator(device=self.device).manual_seed(value)
+            self._rotary_cache = (self.device, emb)
+        return self._rotary_cache[1]
 
     def parameter_counts(self) -> dict:
         total = sum(count_parameters(m)[0] for m in (self.vae, self.text_encoder, self.transformer))
@@ -158,13 +164,10 @@ class ProgressiveI2VModule(L.LightningModule):
             self.vae, video[:, :, 0], self.latent_frames, scaling, generator, sigma
         )
         with torch.no_grad():
-            pipeline = self.pipeline
             embeds = recipe.encode_prompts(
-                pipeline, list(batch["prompt"]), self.max_sequence_length, self.device
+                self.pipeline, list(batch["prompt"]), self.max_sequence_length, self.device
             )
-            rotary = recipe.rotary_embeddings(
-                pipeline, self.height, self.width, self.latent_frames, self.device
-            )
+        rotary = self._rotary()
         timesteps = recipe.sample_timesteps(
             frames.shape[0], self.scheduler.config.num_train_timesteps, generator, self.device
         )
