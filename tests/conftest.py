@@ -31,6 +31,22 @@ TASK_CFGS = {
 }
 
 
+def run_module(module: str, *args: str, timeout: int = 300, env_extra: dict | None = None):
+    """``python -m <module> args...`` from the repository root, output captured."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WANDB_SILENT": "true", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def group_options(group: str) -> list[str]:
     """The options of a Hydra config group (its yaml files)."""
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from src.utils.config import CONFIG_DIR, PROJECT_ROOT
 
-from .conftest import group_options
+from .conftest import group_options, run_module
 
 
 def test_build_dataset_composes_for_every_combination(tmp_path):
@@ -36,15 +33,7 @@ def test_build_dataset_composes_for_every_combination(tmp_path):
 
 
 def run_cli(*overrides, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "src.build_dataset", *overrides],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("src.build_dataset", *overrides, timeout=timeout)
 
 
 def test_cli_requires_a_task_and_names_the_choices():

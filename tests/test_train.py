@@ -5,17 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from src.utils.config import CONFIG_DIR, PROJECT_ROOT
+from src.utils.config import CONFIG_DIR
 
-from .conftest import TASK_CFGS, datamodule_kwargs, group_options
+from .conftest import TASK_CFGS, datamodule_kwargs, group_options, run_module
 from .wandb_offline import read_offline_run
 
 TINY_WEIGHTS = os.environ.get("PROGRESTORE_TINY_WEIGHTS")  # dev override; default: the shipped file
@@ -135,15 +133,7 @@ def test_training_and_pipeline_share_components(tiny_module):
 
 
 def run_train(*overrides, env_extra=None, timeout=900):
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WANDB_SILENT": "true", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "src.train", *overrides],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("src.train", *overrides, timeout=timeout, env_extra=env_extra)
 
 
 def lora_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
