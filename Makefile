@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train dataset pretrain-tiny sync-wandb clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu dataset pretrain-tiny sync-wandb clean
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -16,7 +16,8 @@ help:
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
-	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~30 min on 2 cores)"
+	@echo "make bench-gpu   full-size CogVideoX LoRA step time and memory (CUDA GPU only)"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~45 min on 2 cores)"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml
@@ -53,6 +54,9 @@ bench-data: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) -m src.benchmarks.train_default
+
+bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX LoRA steps -> experiments/benchmarks/gpu_step.*
+	$(PY) -m src.benchmarks.gpu_step
 
 pretrain-tiny: $(STAMP)
 	$(PY) -m src.pretrain_tiny

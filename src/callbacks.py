@@ -82,3 +82,46 @@ class FrameMetricsWriter(L.Callback):
             # WandbLogger keys its x-axis on "trainer/global_step" the same way.
             payload["trainer/global_step"] = trainer.global_step
             logger.experiment.log(payload)
+
+
+class PrecomputeEncoderCache(L.Callback):
+    """Before training: the VAE posterior of every training clip and the T5 embedding of every
+    training and validation prompt (and of "" for guidance) into the module's cache, each rank
+    taking its share under DDP; then, if ``offload_text_encoder``, T5 moves to the CPU.
+
+    Does nothing without ``model.cache.enabled`` or with clips made on the fly (data=synthetic:
+    every clip is new, so there is nothing to reuse)."""
+
+    def __init__(self, offload_text_encoder: bool = True):
+        self.offload_text_encoder = offload_text_encoder
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from tqdm import tqdm
+
+        from src.models import recipe
+
+        cache = getattr(pl_module, "cache", None)
+        datamodule = getattr(trainer, "datamodule", None)
+        train_set = getattr(datamodule, "train_set", None)
+        if cache is None or not getattr(train_set, "supports_cache", False):
+            return
+        indices = range(trainer.global_rank, len(train_set), trainer.world_size)
+        prompts = {""}
+        for index in tqdm(indices, desc="encoder cache", unit="clip", disable=not trainer.is_global_zero):
+            item = train_set[index]
+            if item is None:  # corrupt clip: skipped and counted by the dataset
+                continue
+            prompts.add(item["prompt"])
+            if cache.load_posterior(item["clip_id"]) is None:
+                video = recipe.to_vae_video(item["frames"][None].to(pl_module.device, pl_module.vae.dtype))
+                mean, logvar = recipe.encode_posterior(pl_module.vae, video)
+                cache.save_posterior(item["clip_id"], mean[0], logvar[0])
+        val_set = getattr(datamodule, "val_set", None)
+        if val_set is not None:
+            prompts.update(item["prompt"] for item in (val_set[i] for i in range(len(val_set))) if item)
+        for prompt in sorted(prompts):
+            pl_module.prompt_embeddings([prompt])
+        trainer.strategy.barrier("encoder_cache")
+        log.info("encoder cache %s: %s", cache.directory, cache.stats)
+        if self.offload_text_encoder:
+            pl_module.offload_text_encoder()

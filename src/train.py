@@ -40,6 +40,25 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path {cfg.ckpt_path} does not exist")
+    if cfg.model.get("optimizer_8bit"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("model.optimizer_8bit=true needs a CUDA GPU (bitsandbytes AdamW8bit)")
+    if cfg.model.get("kind") == "diffusers":
+        from src.models.cogvideox import PUBLISHED_ARCHITECTURES, check_geometry, resolve_model_dir
+
+        if cfg.model.name in PUBLISHED_ARCHITECTURES:
+            check_geometry(
+                cfg.model.name,
+                int(cfg.model.frames),
+                int(cfg.model.height),
+                int(cfg.model.width),
+                cfg.model.get("positional_embedding", "sincos"),
+            )
+        resolve_model_dir(
+            cfg.model.name, cfg.model.path, cfg.model.get("revision"), bool(cfg.model.get("download"))
+        )
 
 
 def build_datamodule(cfg: DictConfig):
@@ -142,8 +161,12 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
                 "task": cfg.task.name,
                 "prompt": cfg.prompt.mode,
                 "model": cfg.model.name,
-                "model_weights": str(cfg.model.get("weights")),
+                "model_weights": str(cfg.model.get("weights") or cfg.model.get("path")),
                 "seed": cfg.seed,
+                "frames": int(cfg.model.frames),
+                "height": int(cfg.model.height),
+                "width": int(cfg.model.width),
+                "positional_embedding": module.positional_embedding,
             },
         )
         summary["lora_dir"] = str(directory)

@@ -7,6 +7,7 @@ import itertools
 import pytest
 from hydra import compose, initialize_config_dir
 
+from src.data.images import BUNDLED_PHOTOS
 from src.utils.config import CONFIG_DIR, PROJECT_ROOT
 
 from .conftest import group_options, run_module
@@ -65,4 +66,4 @@ def test_cli_multirun_builds_each_task(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for task in ("sr", "lowlight"):
         lines = (tmp_path / task / "videos.txt").read_text().splitlines()
-        assert len(lines) == 7 and all(line.startswith("videos/") for line in lines)
+        assert len(lines) == len(BUNDLED_PHOTOS) and all(line.startswith("videos/") for line in lines)

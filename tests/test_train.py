@@ -158,6 +158,8 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
     assert metrics["frames"] == list(range(1, 10)) and len(metrics["psnr"]) == 9 == len(metrics["ssim"])
     assert metrics["lpips"] is None and metrics["n_images"] == 2
     assert all(0 < p < 100 for p in metrics["psnr"]) and all(-1 <= s <= 1 for s in metrics["ssim"])
+    assert metrics["mean"]["psnr_f2_9"] == pytest.approx(sum(metrics["psnr"][1:]) / 8)
+    assert metrics["mean"]["ssim_f1_9"] == pytest.approx(sum(metrics["ssim"]) / 9)
     summary = json.loads((run / "run_summary.json").read_text())
     assert 0 < summary["params/trainable"] < summary["params/total"]
     checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
@@ -166,6 +168,7 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
     assert state and all("lora_" in k for k in state), "checkpoints never hold the frozen base"
     config = json.loads((run / "lora" / "lora_config.json").read_text())
     assert config["r"] == 16 and config["lora_alpha"] == 16.0 and lora_tensors(run)
+    assert (config["frames"], config["height"], config["width"]) == (9, 64, 112)
     assert list((run / "samples").glob("*.gif"))
 
     offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))

@@ -100,6 +100,17 @@ class BuiltClips(Dataset):
     def __init__(self, root: Path, entries: list[dict], height: int, width: int, frames: int):
         self.root, self.entries, self.height, self.width, self.frames = root, entries, height, width, frames
         self.failures: list[str] = []
+        self._clip_ids: dict[int, str] = {}
+
+    supports_cache = True  # fixed clips: their encoder outputs can be cached by content
+
+    def clip_id(self, index: int) -> str:
+        """Content hash of the clip file plus the resize geometry (memoised per process)."""
+        if index not in self._clip_ids:
+            from src.data.latent_cache import file_hash
+
+            self._clip_ids[index] = file_hash(self.root / self.entries[index]["video"])
+        return self._clip_ids[index]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -117,18 +128,26 @@ class BuiltClips(Dataset):
             log.warning("skipping corrupt clip %s (%s)", entry["video"], err)
             return None
         resized = np.stack([fit_to_output(frame, self.height, self.width)[0] for frame in clip])
-        return {"frames": to_tensor_clip(resized), "prompt": entry["prompt"], "key": entry["source"]}
+        return {
+            "frames": to_tensor_clip(resized),
+            "prompt": entry["prompt"],
+            "key": entry["source"],
+            "clip_id": self.clip_id(index),
+        }
 
 
 def collate_clips(items: list[dict | None]) -> dict | None:
     items = [item for item in items if item is not None]
     if not items:
         return None
-    return {
+    batch = {
         "frames": torch.stack([item["frames"] for item in items]),
         "prompt": [item["prompt"] for item in items],
         "key": [item["key"] for item in items],
     }
+    if all("clip_id" in item for item in items):
+        batch["clip_id"] = [item["clip_id"] for item in items]
+    return batch
 
 
 def read_built_dataset(root: Path, prompt_mode: str, frames: int) -> list[dict]:

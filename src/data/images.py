@@ -26,7 +26,11 @@ BUNDLED_PHOTOS: dict[str, str] = {
     "hubble_deep_field": "a deep field of distant galaxies and stars scattered across black space",
     "retina": "a fundus photograph of a human retina with branching red blood vessels",
     "immunohistochemistry": "a microscope slide of tissue stained brown and blue",
+    "motorcycle": "a red motorcycle parked in a garage in front of shelves and cardboard boxes",
 }
+
+# Bundled photographs that scikit-image exposes under another loader name.
+_BUNDLED_LOADERS = {"motorcycle": lambda data: data.stereo_motorcycle()[0]}
 
 
 class SourceError(ValueError):
@@ -122,7 +126,8 @@ def load_image(source: Source) -> np.ndarray:
 
         if source.key not in BUNDLED_PHOTOS:
             raise SourceError(f"unknown bundled photograph {source.key!r}")
-        return to_rgb_uint8(getattr(skimage.data, source.key)())
+        loader = _BUNDLED_LOADERS.get(source.key, lambda data: getattr(data, source.key)())
+        return to_rgb_uint8(loader(skimage.data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -1,6 +1,12 @@
 """Natural-motion clips from still photographs (pans, zooms, crops, mild exposure drift): the
 pretraining data of the tiny base model, standing in for the natural videos a real video model
 is pretrained on. Frames are (F, H, W, 3) uint8.
+
+Motion is gentle and often absent (``STATIC_PROBABILITY``): the tiny T5 is random, so the base
+cannot read the motion phrase, and with large unpredictable moves it learned to predict the
+average of all moves, which sampling renders as a blocky mosaic in the later frames. Measured
+on Set5 static clips: the old prior (pans of 8-20 % of the width, no extra static clips) gave
+frame 9 at 14.5 dB where the VAE alone gives 22.6 dB.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ MOTION_PHRASES = {
     "zoom_out": "The camera slowly zooms out.",
     "static": "The camera holds still.",
 }
+
+STATIC_PROBABILITY = 0.4
 
 
 def _crop_resize(
@@ -38,16 +46,27 @@ def _crop_resize(
 
 
 def natural_motion_clip(
-    image: np.ndarray, rng: np.random.Generator, num_frames: int, height: int, width: int
+    image: np.ndarray,
+    rng: np.random.Generator,
+    num_frames: int,
+    height: int,
+    width: int,
+    camera_effects: bool = False,
 ) -> tuple[np.ndarray, str]:
-    """(frames (F, H, W, 3) uint8, motion phrase) of one random camera move over the photo."""
+    """(frames (F, H, W, 3) uint8, motion phrase) of one random camera move over the photo.
+
+    ``camera_effects`` adds strong exposure ramps and focus pulls (each with probability 0.35):
+    changes *within* the 4-frame groups the VAE compresses into one latent frame, which a video
+    VAE must reproduce frame by frame (used for the VAE only, not for the transformer's prior).
+    """
     img_h, img_w = image.shape[:2]
     max_crop_w = min(img_w, img_h * width / height)
-    motion = rng.choice(list(MOTION_PHRASES))
-    crop_w0 = max_crop_w * rng.uniform(0.45, 0.85)
-    zoom = {"zoom_in": rng.uniform(0.7, 0.88), "zoom_out": rng.uniform(1.12, 1.3)}.get(motion, 1.0)
+    moving = [name for name in MOTION_PHRASES if name != "static"]
+    motion = "static" if rng.random() < STATIC_PROBABILITY else moving[rng.integers(len(moving))]
+    crop_w0 = max_crop_w * rng.uniform(0.45, 0.92)
+    zoom = {"zoom_in": rng.uniform(0.9, 0.97), "zoom_out": rng.uniform(1.03, 1.1)}.get(motion, 1.0)
     crop_w1 = min(max_crop_w, crop_w0 * zoom)
-    shift = rng.uniform(0.08, 0.2) * crop_w0
+    shift = rng.uniform(0.02, 0.08) * crop_w0
     dx = {"pan_left": -shift, "pan_right": shift}.get(motion, 0.0)
     dy = {"tilt_up": -shift, "tilt_down": shift}.get(motion, 0.0)
 
@@ -61,11 +80,20 @@ def natural_motion_clip(
     cx0 = rng.uniform(lo_x0 + max(0, -dx), max(lo_x0 + max(0, -dx), hi_x0 - max(0, dx)))
     cy0 = rng.uniform(lo_y0 + max(0, -dy), max(lo_y0 + max(0, -dy), hi_y0 - max(0, dy)))
     gain_end = rng.uniform(0.7, 1.3) if rng.random() < 0.5 else 1.0
+    blur_start = blur_end = 0.0
+    if camera_effects:
+        if rng.random() < 0.35:
+            gain_end = rng.uniform(0.35, 1.7)
+        if rng.random() < 0.35:
+            blur_start, blur_end = sorted([0.0, rng.uniform(0.8, 3.0)], reverse=rng.random() < 0.5)
     frames = []
     for t in np.linspace(0.0, 1.0, num_frames):
         frame = _crop_resize(
             image, cx0 + dx * t, cy0 + dy * t, crop_w0 + (crop_w1 - crop_w0) * t, height, width
         )
+        sigma = blur_start + (blur_end - blur_start) * t
+        if sigma > 0.3:
+            frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=sigma)
         if gain_end != 1.0:
             frame = cv2.convertScaleAbs(frame, alpha=1.0 + (gain_end - 1.0) * t)
         frames.append(frame)

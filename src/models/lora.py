@@ -93,3 +93,28 @@ def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return total, trainable
+
+
+def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progrestore") -> dict:
+    """Load an :func:`export_lora` directory into a diffusers CogVideoX I2V pipeline exactly as
+    training used it: the adapter at scale 1 (alpha/rank comes from the file's metadata) and the
+    run's positional-embedding choice. Returns the export's lora_config.json."""
+    from src.models import recipe
+
+    directory = Path(directory)
+    config_file = directory / "lora_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{directory} is not a LoRA export of this platform (no lora_config.json)")
+    config = json.loads(config_file.read_text())
+    pipeline.load_lora_weights(str(directory), adapter_name=adapter_name)
+    pipeline.set_adapters([adapter_name], [1.0])
+    if config.get("positional_embedding") and config.get("frames"):
+        recipe.configure_positional_embeddings(
+            pipeline.transformer,
+            config["positional_embedding"],
+            int(config["frames"]),
+            int(config["height"]),
+            int(config["width"]),
+            pipeline.vae_scale_factor_spatial,
+        )
+    return config

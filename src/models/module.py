@@ -32,7 +32,11 @@ def load_components(model_cfg: dict):
 
         components, _ = load_tiny(model_cfg.get("weights"))
         return components
-    raise ValueError(f"unknown model.kind {kind!r} (available: tiny)")
+    if kind == "diffusers":
+        from src.models.cogvideox import load_cogvideox_components
+
+        return load_cogvideox_components(model_cfg)
+    raise ValueError(f"unknown model.kind {kind!r} (available: tiny, diffusers)")
 
 
 def check_model_geometry(components, height: int, width: int, frames: int) -> None:
@@ -45,6 +49,18 @@ def check_model_geometry(components, height: int, width: int, frames: int) -> No
         raise ValueError(
             f"model resolution {width}x{height} must be a positive multiple of {spatial} for this model"
         )
+
+
+def _adamw_8bit(parameters, factory):
+    """bitsandbytes AdamW8bit with the configured optimizer's hyperparameters."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise RuntimeError(
+            "model.optimizer_8bit=true needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU"
+        ) from None
+    kwargs = {k: v for k, v in factory.keywords.items() if k in ("lr", "betas", "eps", "weight_decay")}
+    return bnb.optim.AdamW8bit(parameters, **kwargs)
 
 
 class ProgressiveI2VModule(L.LightningModule):
@@ -84,6 +100,20 @@ class ProgressiveI2VModule(L.LightningModule):
         self.latent_frames = recipe.latent_frame_count(
             self.frames, self.vae.config.temporal_compression_ratio
         )
+        # CogVideoX 1.5 patches time in pairs: copies of latent frame 0 pad the count, and the
+        # pipeline drops as many generated frames after sampling.
+        self.latent_padding = recipe.latent_frame_padding(
+            self.latent_frames, self.transformer.config.get("patch_size_t")
+        )
+        self.positional_embedding = recipe.configure_positional_embeddings(
+            self.transformer,
+            model.get("positional_embedding", "sincos"),
+            self.frames,
+            self.height,
+            self.width,
+            2 ** (len(self.vae.config.block_out_channels) - 1),
+        )
+        self.cache = self._build_cache(components)
         self.strict_loading = False  # checkpoints hold only the adapter
         self.last_frame_metrics: dict | None = None
         self._val_sums: dict = {}
@@ -97,6 +127,61 @@ class ProgressiveI2VModule(L.LightningModule):
         self.vae.eval()
         self.text_encoder.eval()
         return self
+
+    # -- encoder cache ------------------------------------------------------------------------
+    def _build_cache(self, components):
+        from src.data.latent_cache import LatentCache, cache_fingerprint, file_hash
+
+        cache_cfg = self.model_cfg.get("cache") or {}
+        if not cache_cfg.get("enabled"):
+            return None
+        fingerprint = cache_fingerprint(
+            self.model_cfg, self.vae.config, self.text_encoder.config, self.height, self.width, self.frames
+        )
+        weights = self.model_cfg.get("weights")
+        if weights:  # a regenerated tiny base must not reuse the old entries
+            fingerprint["weights_sha256"] = file_hash(weights)
+        return LatentCache(cache_cfg["dir"], fingerprint)
+
+    def clip_posteriors(self, video_bcfhw: torch.Tensor, clip_ids: list[str] | None):
+        """(mean, logvar) of each clip from the cache when it has them, else from the VAE
+        (and stored). Without a cache or clip ids (synthetic clips): always the VAE."""
+        if self.cache is None or clip_ids is None:
+            return recipe.encode_posterior(self.vae, video_bcfhw)
+        means, logvars = [], []
+        for index, clip_id in enumerate(clip_ids):
+            entry = self.cache.load_posterior(clip_id)
+            if entry is None:
+                mean, logvar = recipe.encode_posterior(self.vae, video_bcfhw[index : index + 1])
+                entry = (mean[0], logvar[0])
+                self.cache.save_posterior(clip_id, *entry)
+            means.append(entry[0])
+            logvars.append(entry[1])
+        device, dtype = video_bcfhw.device, video_bcfhw.dtype
+        return torch.stack(means).to(device, dtype), torch.stack(logvars).to(device, dtype)
+
+    @torch.no_grad()
+    def prompt_embeddings(self, prompts: list[str]) -> torch.Tensor:
+        """T5 embeddings (B, L, D), through the cache when there is one. The text encoder runs
+        wherever it is (on the CPU once offloaded) and its output comes to this module's device."""
+        if self.cache is None:
+            return recipe.encode_prompts(self.pipeline, prompts, self.max_sequence_length, self.device)
+        rows = []
+        for prompt in prompts:
+            embeds = self.cache.load_prompt(prompt)
+            if embeds is None:
+                embeds = recipe.encode_prompts(
+                    self.pipeline, [prompt], self.max_sequence_length, self.text_encoder.device
+                )[0]
+                self.cache.save_prompt(prompt, embeds)
+            rows.append(embeds)
+        return torch.stack(rows).to(self.device)
+
+    def offload_text_encoder(self) -> None:
+        """Move T5 to the CPU once every prompt is cached (frees ~9.5 GB for the 5B models)."""
+        if self.text_encoder.device.type != "cpu":
+            self.text_encoder.to("cpu")
+            log.info("text encoder offloaded to the CPU: prompts come from the cache")
 
     # -- helpers ----------------------------------------------------------------------------
     @functools.cached_property
@@ -113,7 +198,7 @@ class ProgressiveI2VModule(L.LightningModule):
         """Rotary embeddings at the training geometry, computed once per device."""
         if self._rotary_cache is None or self._rotary_cache[0] != self.device:
             emb = recipe.rotary_embeddings(
-                self.pipeline, self.height, self.width, self.latent_frames, self.device
+                self.pipeline, self.height, self.width, self.latent_frames + self.latent_padding, self.device
             )
             self._rotary_cache = (self.device, emb)
         return self._rotary_cache[1]
@@ -147,9 +232,9 @@ class ProgressiveI2VModule(L.LightningModule):
         frames = batch["frames"]  # (B, F, C, H, W) in [0, 1]
         generator = self._generator("train", self.global_step)
         video = recipe.to_vae_video(frames.to(self.vae.dtype))
-        scaling = self.vae.config.scaling_factor
-        mean, logvar = recipe.encode_posterior(self.vae, video)
-        latents = recipe.video_latents(mean, logvar, scaling, generator)
+        mean, logvar = self.clip_posteriors(video, batch.get("clip_id"))
+        latents = recipe.video_latents(mean, logvar, self.vae.config.scaling_factor, generator)
+        latents = recipe.prepend_first_latent_frame(latents, self.latent_padding)
         noise_cfg = self.model_cfg.get("noise_augmentation") or {}
         sigma = None
         if noise_cfg.get("enabled", True):
@@ -161,13 +246,12 @@ class ProgressiveI2VModule(L.LightningModule):
                 device=self.device,
             )
         condition = recipe.image_latents(
-            self.vae, video[:, :, 0], self.latent_frames, scaling, generator, sigma
+            self.vae, video[:, :, 0], self.latent_frames + self.latent_padding, generator, sigma
         )
-        with torch.no_grad():
-            embeds = recipe.encode_prompts(
-                self.pipeline, list(batch["prompt"]), self.max_sequence_length, self.device
-            )
-        rotary = self._rotary()
+        condition = recipe.drop_image_latents(
+            condition, float(self.model_cfg.get("image_latent_dropout", 0.0)), generator
+        )
+        embeds = self.prompt_embeddings(list(batch["prompt"]))
         timesteps = recipe.sample_timesteps(
             frames.shape[0], self.scheduler.config.num_train_timesteps, generator, self.device
         )
@@ -180,7 +264,8 @@ class ProgressiveI2VModule(L.LightningModule):
             embeds.to(latents.dtype),
             timesteps,
             noise,
-            rotary,
+            self._rotary(),
+            recipe.ofs_input(self.transformer, latents),
         )
         self.log("train/loss", loss, prog_bar=True, batch_size=frames.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=frames.shape[0])
@@ -188,7 +273,10 @@ class ProgressiveI2VModule(L.LightningModule):
 
     def configure_optimizers(self):
         parameters = [p for p in self.transformer.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(parameters)
+        if self.model_cfg.get("optimizer_8bit"):
+            optimizer = _adamw_8bit(parameters, self.optimizer_factory)
+        else:
+            optimizer = self.optimizer_factory(parameters)
         if self.lr_scheduler_factory is None:
             return optimizer
         return {
@@ -205,22 +293,27 @@ class ProgressiveI2VModule(L.LightningModule):
     def generate(self, first_frames_bchw: torch.Tensor, prompts: list[str], seeds: list[int]) -> torch.Tensor:
         """(B, F, C, H, W) in [0, 1] generated from degraded first frames (B, C, H, W) in [0, 1]."""
         sampling = self.model_cfg.get("sampling") or {}
+        guidance = float(sampling.get("guidance_scale", 1.0))
         generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
-        pipeline = self.pipeline
-        pipeline.set_progress_bar_config(disable=True)
-        output = pipeline(
-            image=first_frames_bchw.float(),
-            prompt=list(prompts),
-            height=self.height,
-            width=self.width,
-            num_frames=self.frames,
-            num_inference_steps=int(sampling.get("num_inference_steps", 25)),
-            guidance_scale=float(sampling.get("guidance_scale", 1.0)),
-            generator=generators,
-            output_type="pt",
-            max_sequence_length=self.max_sequence_length,
-        ).frames
-        return output.float().clamp(0, 1)
+        embeds = negative = None
+        if self.cache is not None:  # T5 may be offloaded: the pipeline gets embeddings
+            embeds = self.prompt_embeddings(list(prompts)).to(self.transformer.dtype)
+            if guidance > 1.0:
+                negative = self.prompt_embeddings([""] * len(prompts)).to(self.transformer.dtype)
+        return recipe.generate_trajectory(
+            self.pipeline,
+            first_frames_bchw,
+            prompts,
+            generators,
+            self.height,
+            self.width,
+            self.frames,
+            int(sampling.get("num_inference_steps", 25)),
+            guidance,
+            self.max_sequence_length,
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+        )
 
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {"psnr": 0.0, "ssim": 0.0, "input_psnr": 0.0, "input_ssim": 0.0, "n": 0}
@@ -260,12 +353,20 @@ class ProgressiveI2VModule(L.LightningModule):
             self.log(f"val/ssim/f{index}", s, sync_dist=True)
         self.log("val/psnr_last", psnr[-1], prog_bar=True, sync_dist=True)
         self.log("val/ssim_last", ssim[-1], sync_dist=True)
+        # frame 1 is the condition (a near-copy of the input): means with and without it
+        means = {}
+        for metric, values in (("psnr", psnr), ("ssim", ssim)):
+            means[f"{metric}_f1_{len(values)}"] = sum(values) / len(values)
+            means[f"{metric}_f2_{len(values)}"] = sum(values[1:]) / max(1, len(values) - 1)
+        for name, value in means.items():
+            self.log(f"val/mean/{name}", value, sync_dist=True)
         self.last_frame_metrics = {
             "task": self.hparams.task,
             "prompt": self.hparams.prompt_mode,
             "frames": list(range(1, len(psnr) + 1)),
             "psnr": psnr,
             "ssim": ssim,
+            "mean": means,
             "lpips": None,  # joins with the evaluation issue (LPIPS without torchvision)
             "n_images": n,
             "input_psnr": self._val_sums["input_psnr"] / n,

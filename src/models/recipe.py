@@ -55,17 +55,39 @@ def sample_noise_augmentation(
     return normal.exp()
 
 
+def image_latent_scale(vae_config) -> float:
+    """The factor the diffusers I2V pipeline applies to first-frame latents: ``scaling_factor``,
+    or its inverse when the VAE config sets ``invert_scale_latents`` (CogVideoX 1.5, whose
+    image latents were scaled that way in training; video latents are always x scaling_factor)."""
+    scaling = float(vae_config.scaling_factor)
+    return 1.0 / scaling if vae_config.get("invert_scale_latents", False) else scaling
+
+
+def latent_frame_padding(num_latent_frames: int, patch_size_t: int | None) -> int:
+    """Extra latent frames so the count divides the transformer's temporal patch (1.5: 2)."""
+    return (-num_latent_frames) % patch_size_t if patch_size_t else 0
+
+
+def prepend_first_latent_frame(latents: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, F', C', h, w) -> (B, F' + count, C', h, w) with copies of frame 0 in front: the frames
+    the pipeline generates and drops (``latents[:, additional_frames:]``) after sampling."""
+    if count == 0:
+        return latents
+    return torch.cat([latents[:, :1].expand(-1, count, -1, -1, -1), latents], dim=1)
+
+
 @torch.no_grad()
 def image_latents(
     vae,
     first_frame_bchw: torch.Tensor,
     latent_frames: int,
-    scaling_factor: float,
     generator,
     noise_sigma: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Conditioning latents (B, F', C', h, w): the (noise-augmented) first frame's latents at
-    index 0 and zeros for the other latent frames, as the diffusers I2V pipeline builds them.
+    index 0 and zeros for the other latent frames, as the diffusers I2V pipeline builds them
+    (posterior *sample*, scaled by :func:`image_latent_scale`). ``latent_frames`` counts any
+    padding frames.
 
     ``first_frame_bchw`` is in [-1, 1]; ``noise_sigma`` (B,) adds Gaussian noise of that std in
     pixel space before encoding (None = off).
@@ -75,10 +97,25 @@ def image_latents(
         noise = torch.randn(image.shape, generator=generator, device=image.device, dtype=image.dtype)
         image = image + noise_sigma.view(-1, 1, 1, 1, 1).to(image.dtype) * noise
     posterior = vae.encode(image).latent_dist
-    latents = sample_posterior(posterior.mean, posterior.logvar, generator) * scaling_factor
+    latents = sample_posterior(posterior.mean, posterior.logvar, generator) * image_latent_scale(vae.config)
     latents = latents.permute(0, 2, 1, 3, 4)  # (B, 1, C', h, w)
     padding = latents.new_zeros(latents.shape[0], latent_frames - 1, *latents.shape[2:])
     return torch.cat([latents, padding], dim=1)
+
+
+def drop_image_latents(condition: torch.Tensor, probability: float, generator) -> torch.Tensor:
+    """Zero the whole conditioning of each sample with ``probability`` (image-latent dropout)."""
+    if probability <= 0:
+        return condition
+    keep = torch.rand(condition.shape[0], generator=generator, device=condition.device) >= probability
+    return condition * keep.view(-1, 1, 1, 1, 1).to(condition.dtype)
+
+
+def ofs_input(transformer, reference: torch.Tensor) -> torch.Tensor | None:
+    """CogVideoX 1.5 I2V's ``ofs`` conditioning: the constant 2.0 the pipeline passes, (1,)."""
+    if transformer.config.get("ofs_embed_dim") is None:
+        return None
+    return reference.new_full((1,), 2.0)
 
 
 def sample_timesteps(batch: int, num_train_timesteps: int, generator, device=None) -> torch.Tensor:
@@ -95,6 +132,7 @@ def i2v_loss(
     timesteps: torch.Tensor,
     noise: torch.Tensor,
     image_rotary_emb,
+    ofs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """v-prediction MSE of one CogVideoX I2V step. All latents (B, F', C', h, w)."""
     noisy = scheduler.add_noise(latents, noise, timesteps)
@@ -103,6 +141,7 @@ def i2v_loss(
         hidden_states=model_input,
         encoder_hidden_states=prompt_embeds,
         timestep=timesteps,
+        ofs=ofs,
         image_rotary_emb=image_rotary_emb,
         return_dict=False,
     )[0]
@@ -125,6 +164,42 @@ def i2v_pipeline(components_or_module):
     )
 
 
+@torch.no_grad()
+def generate_trajectory(
+    pipeline,
+    first_frames_bchw: torch.Tensor,
+    prompts: list[str],
+    generators: list[torch.Generator],
+    height: int,
+    width: int,
+    num_frames: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    max_sequence_length: int,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, F, C, H, W) in [0, 1] sampled by the diffusers I2V pipeline from first frames (B, C,
+    H, W) in [0, 1]: the one sampling call shared by validation, export checks and inference.
+    ``prompt_embeds`` (B, L, D) replace ``prompts`` when T5 is offloaded (cached embeddings)."""
+    pipeline.set_progress_bar_config(disable=True)
+    output = pipeline(
+        image=first_frames_bchw.float(),
+        prompt=None if prompt_embeds is not None else list(prompts),
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_prompt_embeds,
+        height=height,
+        width=width,
+        num_frames=num_frames,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=generators,
+        output_type="pt",
+        max_sequence_length=max_sequence_length,
+    ).frames
+    return output.float().clamp(0, 1)
+
+
 def rotary_embeddings(pipeline, height: int, width: int, latent_frames: int, device):
     """Rotary embeddings exactly as the diffusers I2V pipeline computes them (None if unused)."""
     if not pipeline.transformer.config.use_rotary_positional_embeddings:
@@ -141,6 +216,61 @@ def encode_prompts(pipeline, prompts: list[str], max_sequence_length: int, devic
         device=device,
     )
     return embeds
+
+
+POSITIONAL_EMBEDDING_MODES = ("sincos", "learned", "none")
+
+
+def configure_positional_embeddings(
+    transformer, mode: str, frames: int, height: int, width: int, spatial_compression: int = 8
+) -> str:
+    """Fix which absolute positional embedding a CogVideoX 1.0 I2V transformer adds (it carries a
+    learned table for 49 frames at 480x720, and diffusers silently swaps in a sin-cos table at
+    any other frame count). One choice, applied here to the transformer object, holds in
+    training, validation and in the exported LoRA's inference:
+
+    - ``sincos``: the sin-cos table at the run's geometry (what diffusers computes at 9 frames; a
+      stock pipeline at the same frame count reproduces it);
+    - ``learned``: the shipped table; only at its native 49 frames and resolution;
+    - ``none``: no absolute embedding (rotary only, like CogVideoX 1.5); inference must apply the
+      same (``src`` does, from the LoRA export's metadata).
+
+    Returns the effective mode (``rotary-only`` for models without an absolute embedding).
+    """
+    if mode not in POSITIONAL_EMBEDDING_MODES:
+        raise ValueError(
+            f"model.positional_embedding must be one of {POSITIONAL_EMBEDDING_MODES}, got {mode!r}"
+        )
+    embed = transformer.patch_embed
+    if not getattr(embed, "use_learned_positional_embeddings", False):
+        return "none" if not getattr(embed, "use_positional_embeddings", False) else "sincos"
+    cfg = transformer.config
+    spatial = spatial_compression
+    native_size = (cfg.sample_height * spatial, cfg.sample_width * spatial)
+    native = frames == cfg.sample_frames and (height, width) == native_size
+    if mode != "none" and (height, width) != native_size:
+        raise ValueError(
+            f"this model (learned positional embedding, e.g. CogVideoX-5B-I2V) takes "
+            f"{native_size[0]}x{native_size[1]} only, got {height}x{width}; set model.height/width "
+            "to that, or model.positional_embedding=none to drop the absolute embedding (untested by THUDM)"
+        )
+    if mode == "none":
+        embed.use_learned_positional_embeddings = False
+        embed.use_positional_embeddings = False
+        return "none"
+    if mode == "learned":
+        if not native:
+            raise ValueError(
+                f"model.positional_embedding=learned needs the table's native {cfg.sample_frames} frames, "
+                f"got {frames}; use sincos (what diffusers computes at other frame counts) or none"
+            )
+        return "learned"
+    if native:  # diffusers would use the learned table here: replace it by sin-cos explicitly
+        table = embed._get_positional_embeddings(
+            cfg.sample_height, cfg.sample_width, frames, device=embed.pos_embedding.device
+        )
+        embed.pos_embedding = table.to(embed.pos_embedding.dtype)
+    return "sincos"
 
 
 def cosine_lr(step: int, total: int, warmup: int = 0) -> float:

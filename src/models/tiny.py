@@ -4,8 +4,9 @@ download-free ``ByT5Tokenizer``, small enough to train on a 2-core CPU.
 
 Its pretrained base (``src/models/pretrained/tiny_cogvideox_i2v.safetensors``, made by
 ``python -m src.pretrain_tiny``) plays the part of the pretrained video model the paper starts
-from: the VAE and transformer were trained on natural-motion clips (pans, zooms, crops) of the
-bundled photographs; the text encoder is a frozen random T5 (deterministic from its seed).
+from: the VAE and transformer were trained on natural-motion clips (gentle pans and zooms, often
+static) of the bundled photographs, then the VAE decoder refined on frame-to-frame differences;
+the text encoder is a frozen random T5 (deterministic from its seed).
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def build_tiny_components(architecture: dict | None = None) -> I2VComponents:
         text_encoder = T5EncoderModel(T5Config(**text_cfg))
     vae = AutoencoderKLCogVideoX(**arch["vae"])
     transformer = CogVideoXTransformer3DModel(**arch["transformer"])
+    # eval mode, as diffusers' from_pretrained returns models: T5 has dropout, which in train
+    # mode would randomise every prompt embedding (and draw from the global RNG)
+    for module in (text_encoder, vae, transformer):
+        module.eval()
     return I2VComponents(
         tokenizer=ByT5Tokenizer(),
         text_encoder=text_encoder,
@@ -164,7 +169,7 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
     if not path.is_file():
         raise FileNotFoundError(
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
-            "(about 30 minutes on 2 CPU cores) or pass model.weights=<file>"
+            "(about 45 minutes on 2 CPU cores) or pass model.weights=<file>"
         )
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})
