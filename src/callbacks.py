@@ -62,18 +62,21 @@ class FrameMetricsWriter(L.Callback):
                 continue
             import wandb
 
+            curves = [name for name in ("psnr", "ssim", "lpips") if metrics.get(name)]
             table = wandb.Table(
-                columns=["frame", "psnr", "ssim"],
+                columns=["frame", *curves],
                 data=[
-                    [f, p, s]
-                    for f, p, s in zip(metrics["frames"], metrics["psnr"], metrics["ssim"], strict=True)
+                    [frame, *(metrics[name][i] for name in curves)]
+                    for i, frame in enumerate(metrics["frames"])
                 ],
             )
             payload = {
-                "val/psnr_vs_frame": wandb.plot.line(table, "frame", "psnr", title="PSNR vs frame (val)"),
-                "val/ssim_vs_frame": wandb.plot.line(table, "frame", "ssim", title="SSIM vs frame (val)"),
-                "val/frame_table": table,
+                f"val/{name}_vs_frame": wandb.plot.line(
+                    table, "frame", name, title=f"{name.upper()} vs frame (val)"
+                )
+                for name in curves
             }
+            payload["val/frame_table"] = table
             for key, gif in gifs:
                 payload[f"val/video/{key}"] = wandb.Video(
                     str(gif), format="gif", caption="degraded | generated | ground truth"

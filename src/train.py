@@ -89,6 +89,7 @@ def build_module(cfg: DictConfig, components=None):
         task=cfg.task.name,
         prompt_mode=cfg.prompt.mode,
         components=components,
+        metrics=_container(cfg.metrics) if cfg.get("metrics") else None,
     )
 
 

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from src.utils.config import CONFIG_DIR
 
-from .conftest import TASK_CFGS, datamodule_kwargs, group_options, run_module
+from .conftest import SHARED_DIR, TASK_CFGS, datamodule_kwargs, group_options, run_module
 from .wandb_offline import read_offline_run
 
 TINY_WEIGHTS = os.environ.get("PROGRESTORE_TINY_WEIGHTS")  # dev override; default: the shipped file
@@ -156,7 +156,13 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
     assert set(metrics) >= {"task", "prompt", "frames", "psnr", "ssim", "lpips", "n_images"}
     assert metrics["task"] == "lowlight" and metrics["prompt"] == "adaptive"
     assert metrics["frames"] == list(range(1, 10)) and len(metrics["psnr"]) == 9 == len(metrics["ssim"])
-    assert metrics["lpips"] is None and metrics["n_images"] == 2
+    assert metrics["n_images"] == 2
+    if (SHARED_DIR / "weights" / "lpips" / "alexnet_features.pth").is_file():  # always so in CI
+        assert len(metrics["lpips"]) == 9 and all(0 < v < 1 for v in metrics["lpips"])
+        assert 0 < metrics["input_lpips"] < 1
+    else:
+        assert metrics["lpips"] is None, "no LPIPS weights: null, never a made-up number"
+    assert metrics["temporal"]["warping_error"] >= 0 and metrics["temporal"]["flicker"] >= 0
     assert all(0 < p < 100 for p in metrics["psnr"]) and all(-1 <= s <= 1 for s in metrics["ssim"])
     assert metrics["mean"]["psnr_f2_9"] == pytest.approx(sum(metrics["psnr"][1:]) / 8)
     assert metrics["mean"]["ssim_f1_9"] == pytest.approx(sum(metrics["ssim"]) / 9)
@@ -178,6 +184,10 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
         assert f"val/psnr/f{frame}" in history and f"val/ssim/f{frame}" in history
     assert history["val/psnr/f9"][-1] == pytest.approx(metrics["psnr"][-1], abs=1e-4)
     assert "train/loss" in history and "train/lr" in history
+    assert history["val/temporal/warping_error"][-1] == pytest.approx(metrics["temporal"]["warping_error"])
+    if metrics["lpips"]:
+        assert history["val/lpips/f9"][-1] == pytest.approx(metrics["lpips"][-1], abs=1e-4)
+        assert any(key.startswith("val/lpips_vs_frame") for key in history)
     assert any(key.startswith("val/psnr_vs_frame") for key in history), "the metric-vs-frame chart"
     assert any(key.startswith("val/video/") for key in history), "sample videos"
     assert config["params/trainable"] == summary["params/trainable"]

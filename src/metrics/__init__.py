@@ -1,21 +1,28 @@
-"""Per-frame image metrics of restoration trajectories (PSNR, SSIM via torchmetrics)."""
+"""Image and video metrics.
+
+- ``src.metrics.image``: PSNR / SSIM on numpy images with BasicSR's conventions (numpy only).
+- ``src.metrics.lpips``: LPIPS(alex, v0.1) in plain torch (no torchvision).
+- ``src.metrics.temporal``: warping error (Lai et al. 2018) and a flicker score of frame trajectories.
+- ``src.metrics.frames``: ``frame_psnr_ssim`` on (B, F, C, H, W) tensors, used by training validation.
+- ``python -m src.metrics A.png B.png``: the three image metrics of one pair as JSON.
+
+``frame_psnr_ssim`` stays importable from here; it is loaded lazily because torchmetrics takes seconds to
+import and the numpy metrics do not need it.
+"""
 
 from __future__ import annotations
 
-import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from src.metrics.frames import frame_psnr_ssim
+
+__all__ = ["frame_psnr_ssim"]
 
 
-def frame_psnr_ssim(
-    frames_bfchw: torch.Tensor, target_bchw: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PSNR and SSIM of every frame against the clean target, each (B, F).
+def __getattr__(name: str) -> Any:
+    if name == "frame_psnr_ssim":
+        from src.metrics.frames import frame_psnr_ssim
 
-    Inputs in [0, 1]; RGB, data range 1, SSIM with the standard 11x11 Gaussian window.
-    """
-    batch, num_frames = frames_bfchw.shape[:2]
-    preds = frames_bfchw.clamp(0, 1).reshape(batch * num_frames, *frames_bfchw.shape[2:]).float()
-    target = target_bchw.clamp(0, 1).float().unsqueeze(1).expand_as(frames_bfchw).reshape_as(preds)
-    psnr = peak_signal_noise_ratio(preds, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(preds, target, data_range=1.0, reduction="none")
-    return psnr.view(batch, num_frames), ssim.view(batch, num_frames)
+        return frame_psnr_ssim
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,6 +74,7 @@ class ProgressiveI2VModule(L.LightningModule):
         task: str = "",
         prompt_mode: str = "",
         components=None,
+        metrics: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "components"])
@@ -119,6 +120,9 @@ class ProgressiveI2VModule(L.LightningModule):
         self._val_sums: dict = {}
         self._rotary_cache = None
         self.val_samples: list = []
+        # validation metrics beyond PSNR/SSIM; a plain dict so LPIPS never enters checkpoints
+        self.metrics_cfg = dict(metrics or {})
+        self._metric_models: dict = {}
 
     def train(self, mode: bool = True):
         """Frozen encoders stay in eval mode (T5 has dropout: in train mode it would add noise and
@@ -315,8 +319,32 @@ class ProgressiveI2VModule(L.LightningModule):
             negative_prompt_embeds=negative,
         )
 
+    def _lpips(self):
+        """LPIPS(alex) loaded once (None, with one warning, when its weights are missing)."""
+        if "lpips" not in self._metric_models:
+            model = None
+            if self.metrics_cfg.get("lpips", True):
+                from src.metrics.lpips import load_lpips
+
+                model = load_lpips(
+                    self.metrics_cfg.get("alexnet_weights"), self.metrics_cfg.get("lpips_lin_weights")
+                )
+            self._metric_models["lpips"] = model
+        model = self._metric_models["lpips"]
+        return model.to(self.device) if model is not None else None
+
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = {"psnr": 0.0, "ssim": 0.0, "input_psnr": 0.0, "input_ssim": 0.0, "n": 0}
+        self._val_sums = {
+            "psnr": 0.0,
+            "ssim": 0.0,
+            "lpips": 0.0,
+            "warping_error": 0.0,
+            "flicker": 0.0,
+            "input_psnr": 0.0,
+            "input_ssim": 0.0,
+            "input_lpips": 0.0,
+            "n": 0,
+        }
         self.val_samples = []
 
     def validation_step(self, batch, batch_idx):
@@ -335,6 +363,23 @@ class ProgressiveI2VModule(L.LightningModule):
         sums["ssim"] = sums["ssim"] + ssim.sum(0).cpu()
         sums["input_psnr"] += float(input_psnr.sum())
         sums["input_ssim"] += float(input_ssim.sum())
+        lpips = self._lpips()
+        if lpips is not None:
+            batch_size, num_frames = generated.shape[:2]
+            flat = generated.reshape(batch_size * num_frames, *generated.shape[2:])
+            reference = target.unsqueeze(1).expand_as(generated).reshape_as(flat)
+            sums["lpips"] = (
+                sums["lpips"]
+                + lpips(flat.float(), reference.float()).view(batch_size, num_frames).sum(0).cpu()
+            )
+            sums["input_lpips"] += float(lpips(frames[:, 0].float(), target.float()).sum())
+        if self.metrics_cfg.get("temporal", True):
+            from src.metrics.temporal import flicker, warping_error
+
+            for video in generated:  # (F, C, H, W) in [0, 1]
+                frames_fhwc = (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                sums["warping_error"] += warping_error(frames_fhwc)[0]
+                sums["flicker"] += flicker(frames_fhwc)[0]
         sums["n"] += frames.shape[0]
         if len(self.val_samples) < 4:
             for i in range(min(frames.shape[0], 4 - len(self.val_samples))):
@@ -348,6 +393,15 @@ class ProgressiveI2VModule(L.LightningModule):
             return
         psnr = (self._val_sums["psnr"] / n).tolist()
         ssim = (self._val_sums["ssim"] / n).tolist()
+        has_lpips = isinstance(self._val_sums["lpips"], torch.Tensor)
+        lpips = (self._val_sums["lpips"] / n).tolist() if has_lpips else None
+        for index, value in enumerate(lpips or [], start=1):
+            self.log(f"val/lpips/f{index}", value, sync_dist=True)
+        temporal = None
+        if self.metrics_cfg.get("temporal", True):
+            temporal = {key: self._val_sums[key] / n for key in ("warping_error", "flicker")}
+            for key, value in temporal.items():
+                self.log(f"val/temporal/{key}", value, sync_dist=True)
         for index, (p, s) in enumerate(zip(psnr, ssim, strict=True), start=1):
             self.log(f"val/psnr/f{index}", p, sync_dist=True)
             self.log(f"val/ssim/f{index}", s, sync_dist=True)
@@ -367,9 +421,11 @@ class ProgressiveI2VModule(L.LightningModule):
             "psnr": psnr,
             "ssim": ssim,
             "mean": means,
-            "lpips": None,  # joins with the evaluation issue (LPIPS without torchvision)
+            "lpips": lpips,  # None when the LPIPS weights are missing (never a made-up number)
             "n_images": n,
             "input_psnr": self._val_sums["input_psnr"] / n,
             "input_ssim": self._val_sums["input_ssim"] / n,
+            "input_lpips": self._val_sums["input_lpips"] / n if has_lpips else None,
+            "temporal": temporal,
             "global_step": int(self.global_step),
         }
