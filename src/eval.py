@@ -405,7 +405,7 @@ def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
         dir=str(cfg.paths.output_dir),
         mode="offline" if wandb_offline() else "online",
         config={"ckpt": str(cfg.ckpt), "data": metrics["data"], "seed": int(cfg.seed), "mode": str(cfg.mode)},
-        reinit=True,
+        reinit="finish_previous",
     )
     try:
         payload = {}

@@ -126,6 +126,24 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return [str(item) for item in overrides]
 
 
+_UNLABELLED_PREFIXES = ("hydra.", "paths.", "wandb=", "logger", "callbacks", "samples=", "device=")
+
+
+def override_label(overrides: list[str]) -> str:
+    """A short label from Hydra overrides: bookkeeping overrides dropped, ``eval_data@data=`` shown
+    as ``data=``, and paths (``ckpt=``, ``*_dir=``, ``root=``) shortened to their last part."""
+    parts = []
+    for item in overrides:
+        if item.startswith(_UNLABELLED_PREFIXES) or "=" not in item:
+            continue
+        key, value = item.split("=", 1)
+        key = key.replace("eval_data@data", "data")
+        if key in ("ckpt", "ckpt_path") or key.endswith(("_dir", ".root")) or "/" in value:
+            value = Path(value.rstrip("/")).name or value
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 def _unique_labels(runs: list[dict]) -> None:
     """Make ``label`` unique: a repeated label gets the run directory's name, then a counter."""
     counts: dict[str, int] = {}
@@ -167,7 +185,8 @@ def collect_runs(paths: list[str | Path]) -> list[dict]:
         run_dir = file.parent
         overrides = read_overrides(run_dir)
         task, prompt = str(data.get("task", "?")), str(data.get("prompt", "?"))
-        label = " ".join(overrides) if overrides else f"{task} {prompt} {run_dir.resolve().name}"
+        label = override_label(overrides) if overrides else ""
+        label = label or f"{task} {prompt} {run_dir.resolve().name}"
         psnr, ssim, lpips = data["psnr"], data["ssim"], data["lpips"]
         runs.append(
             {
@@ -496,6 +515,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=None, help="output directory (default outputs/reports/<date_time>)"
     )
     parser.add_argument("--title", default=None, help="figure and report title")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        help="a label per run, in the order the runs are found (repeat the option); default: overrides",
+    )
     parser.add_argument("--wandb", action="store_true", help="also log to W&B (implied by WANDB_MODE=online)")
     parser.add_argument("--wandb-project", default="progrestore", help="W&B project (default: progrestore)")
     return parser.parse_args(argv)
@@ -505,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         runs = collect_runs(args.paths)
+        if args.label:
+            if len(args.label) != len(runs):
+                raise ReportError(f"{len(args.label)} --label given for {len(runs)} run(s)")
+            for run, label in zip(runs, args.label, strict=True):
+                run["label"] = label
+            _unique_labels(runs)
         failed = find_failed_jobs(args.paths)
         out_dir = args.out or default_out_dir()
         title = args.title or f"{len(runs)} run(s): " + ", ".join(sorted({run["task"] for run in runs}))

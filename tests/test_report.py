@@ -213,3 +213,32 @@ def test_wandb_flag_logs_the_report_through_the_wandb_client(runs_tree, tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "logged to W&B" in result.stdout and (out / "report.md").is_file()
+
+
+def test_labels_are_short_and_can_be_given(tmp_path):
+    from src.report import override_label
+
+    label = override_label(
+        [
+            "ckpt=outputs/runs/train/bench_1/",
+            "eval_data@data=paired",
+            "data.lq_dir=/tmp/x/lq",
+            "wandb=false",
+            "mode=tiled",
+        ]
+    )
+    assert label == "ckpt=bench_1 data=paired data.lq_dir=lq mode=tiled"
+    make_run(tmp_path / "a", metrics())
+    make_run(tmp_path / "b", metrics(prompt="uniform"))
+    result = run_module(
+        "src.report", str(tmp_path / "a"), str(tmp_path / "b"), "--label", "first", "--label", "second",
+        "--out", str(tmp_path / "out"), env_extra=NO_WANDB,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| first |" in report and "| second |" in report
+    wrong = run_module(
+        "src.report", str(tmp_path / "a"), "--label", "x", "--label", "y", "--out", str(tmp_path / "o2"),
+        env_extra=NO_WANDB,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "2 --label given for 1 run(s)" in wrong.stderr

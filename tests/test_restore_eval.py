@@ -150,11 +150,18 @@ def read_eval(run: Path) -> tuple[dict, list[dict]]:
 def test_eval_synthetic_has_the_training_schema_baselines_and_temporal_scores(trained_run, tmp_path):
     run = tmp_path / "eval"
     result = run_module(
-        "src.eval", f"ckpt={trained_run}", "data=synthetic", "max_images=2", STEPS, "wandb=false",
-        f"hydra.run.dir={run}",
+        "src.eval", f"ckpt={trained_run}", "data=synthetic", "max_images=2", STEPS,
+        f"hydra.run.dir={run}", f"paths.output_dir={tmp_path}",
+        env_extra={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     metrics, rows = read_eval(run)
+    from .wandb_offline import read_offline_run
+
+    history, _ = read_offline_run(next((tmp_path / "wandb").glob("offline-run-*")))
+    assert history["eval/psnr/f9"][-1] == pytest.approx(metrics["psnr"][-1], abs=1e-4)
+    assert history["eval/temporal/warping_error"][-1] == pytest.approx(metrics["temporal"]["warping_error"])
+    assert any(key.startswith("eval/lpips_vs_frame") for key in history)
     assert metrics["task"] == "lowlight" and metrics["frames"] == list(range(1, 10))
     assert metrics["n_images"] == 2 and len(metrics["psnr"]) == 9 == len(metrics["ssim"])
     assert len(metrics["lpips"]) == 9 and all(0 < v < 1 for v in metrics["lpips"])  # shared weights (CI)
