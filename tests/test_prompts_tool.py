@@ -37,6 +37,9 @@ LOWLIGHT = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "task" / "lowlight
 # ----------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ----------------------------------------------------------------------------------------------
+FRAMES = 3  # tiny clips: the prompt tool only reads their last frame
+
+
 def _build(out_dir: Path, mode: str, source_dir: Path | None = None, clips_per_image: int = 1) -> Path:
     from src.data.builder import BuildSpec, build_dataset
 
@@ -46,7 +49,7 @@ def _build(out_dir: Path, mode: str, source_dir: Path | None = None, clips_per_i
         source_dir=source_dir,
         width=64,
         height=32,
-        frames=3,
+        frames=FRAMES,
         fmt="png",
         clips_per_image=clips_per_image,
     )
@@ -151,6 +154,10 @@ def test_end_to_end_openai_aligned_metadata_cached_and_key_only_in_the_header(
         assert info["truncated"] is False and 0 < info["tokens"] <= info["max_tokens"] == 226
         assert info["image"] == "bundled"
     assert (dataset / "prompt.txt").read_bytes() == (dataset / "prompts_adaptive.txt").read_bytes()
+    # what `python -m src.train data=dataset prompt=adaptive` will train on
+    from src.data.datamodule import read_built_dataset
+
+    assert [entry["prompt"] for entry in read_built_dataset(dataset, "adaptive", FRAMES)] == prompts
 
     # One caption per image, one refinement per caption, the key in the header only.
     assert server.count("caption") == 8 and server.count("refine") == 8
