@@ -436,6 +436,7 @@ def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf.errors import MissingMandatoryValue
 
     from src.models.cogvideox import ModelWeightsMissing
     from src.models.restorer import CheckpointError
@@ -443,6 +444,12 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = evaluate(cfg, run_dir)
+    except MissingMandatoryValue as err:
+        print(
+            f"error: {err.full_key}= is required: python -m src.eval ckpt=<run dir | lora dir | .ckpt> data=<synthetic|paired|reloblur>",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except (CheckpointError, ModelWeightsMissing, FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)

@@ -163,11 +163,19 @@ def restore_all(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="restore", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from omegaconf.errors import MissingMandatoryValue
+
     from src.models.cogvideox import ModelWeightsMissing
     from src.models.restorer import CheckpointError
 
     try:
         restore_all(cfg)
+    except MissingMandatoryValue as err:
+        print(
+            f"error: {err.full_key}= is required: python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except (CheckpointError, ModelWeightsMissing, FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)

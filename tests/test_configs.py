@@ -67,3 +67,31 @@ def test_cli_multirun_builds_each_task(tmp_path):
     for task in ("sr", "lowlight"):
         lines = (tmp_path / task / "videos.txt").read_text().splitlines()
         assert len(lines) == len(BUNDLED_PHOTOS) and all(line.startswith("videos/") for line in lines)
+
+
+def test_restore_eval_and_prompts_configs_compose_for_every_combination():
+    """The inference CLIs' configs: every eval source x task/prompt override, every captioner x
+    refiner; overrides are groups, so `task=sr` gives the task's whole config."""
+    from omegaconf import OmegaConf
+
+    sources = group_options("eval_data")
+    overrides = [None, *group_options("task")]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for source, task in itertools.product(sources, overrides):
+            chosen = [f"eval_data@data={source}", "ckpt=x"] + ([f"task={task}"] if task else [])
+            cfg = compose("eval", overrides=chosen)
+            data, metrics = (OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "metrics"))
+            assert data["kind"] == source and metrics["crop_border"] == 0
+            assert (cfg.get("task") is None) == (task is None) and (not task or cfg.task.name == task)
+        for prompt in [None, *group_options("prompt")]:
+            cfg = compose(
+                "restore", overrides=["input=x", "ckpt=y"] + ([f"prompt={prompt}"] if prompt else [])
+            )
+            assert cfg.mode == "resize" and (not prompt or cfg.prompt.mode == prompt)
+        combos = list(itertools.product(group_options("captioner"), group_options("refiner")))
+        assert len(combos) == 3 * 2
+        for captioner, refiner in combos:
+            cfg = compose("prompts", overrides=["dataset=x", f"captioner={captioner}", f"refiner={refiner}"])
+            roles = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("captioner", "refiner")}
+            assert roles["captioner"]["name"] == captioner and roles["refiner"]["name"] == refiner
+            assert "api_key" not in roles["captioner"] and cfg.max_tokens == 226

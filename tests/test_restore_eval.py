@@ -114,6 +114,8 @@ def test_restore_cli_on_a_folder_with_a_corrupt_file(trained_run, set5_images, t
 
 
 def test_restore_cli_bad_inputs_fail_with_one_message(trained_run, tmp_path):
+    no_input = run_module("src.restore", f"ckpt={trained_run}")
+    assert no_input.returncode == 2 and "input= is required" in no_input.stderr
     empty = run_module("src.restore", f"input={tmp_path}", f"ckpt={trained_run}", STEPS)
     assert empty.returncode == 2 and f"input {tmp_path} holds no images" in empty.stderr
     save(np.zeros((8, 8, 3), np.uint8), tmp_path / "black.png")
@@ -216,6 +218,8 @@ def test_eval_paired_and_reloblur_layouts(trained_run, set5_images, tmp_path):
 
 
 def test_eval_bad_settings_fail_before_loading(tmp_path):
+    result = run_module("src.eval")
+    assert result.returncode == 2 and "ckpt= is required" in result.stderr
     result = run_module("src.eval", f"ckpt={tmp_path}", "data=paired")
     assert result.returncode == 2 and "data.lq_dir" in result.stderr
     result = run_module("src.eval", f"ckpt={tmp_path / 'none'}")
