@@ -436,24 +436,14 @@ def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf.errors import MissingMandatoryValue
 
-    from src.models.cogvideox import ModelWeightsMissing
-    from src.models.restorer import CheckpointError
+    from src.utils.cli import exit_on_user_error
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        metrics = evaluate(cfg, run_dir)
-    except MissingMandatoryValue as err:
-        print(
-            f"error: {err.full_key}= is required: python -m src.eval ckpt=<run dir | lora dir | .ckpt> data=<synthetic|paired|reloblur>",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    except (CheckpointError, ModelWeightsMissing, FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    metrics = exit_on_user_error(
+        lambda: evaluate(cfg, run_dir),
+        "python -m src.eval ckpt=<run dir | lora dir | .ckpt> data=<synthetic|paired|reloblur>",
+    )
     if cfg.wandb:
         log_to_wandb(cfg, metrics, run_dir)
     print(render_table(metrics))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -163,23 +162,12 @@ def restore_all(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="restore", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from omegaconf.errors import MissingMandatoryValue
+    from src.utils.cli import exit_on_user_error
 
-    from src.models.cogvideox import ModelWeightsMissing
-    from src.models.restorer import CheckpointError
-
-    try:
-        restore_all(cfg)
-    except MissingMandatoryValue as err:
-        print(
-            f"error: {err.full_key}= is required: python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    except (CheckpointError, ModelWeightsMissing, FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(
+        lambda: restore_all(cfg),
+        "python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>",
+    )
 
 
 if __name__ == "__main__":
