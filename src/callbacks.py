@@ -10,6 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from src.utils.frames import to_uint8_images
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ def trajectory_strip(degraded_fchw: torch.Tensor, generated_fchw: torch.Tensor) 
     """(F, H, 3W, 3) uint8 frames: degraded input trajectory | generated | ground truth (clean)."""
     clean = degraded_fchw[-1:].expand_as(degraded_fchw)
     panel = torch.cat([degraded_fchw, generated_fchw, clean], dim=-1)  # (F, C, H, 3W)
-    return (panel.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return to_uint8_images(panel)
 
 
 def write_gif(frames_fhwc: np.ndarray, path: Path, fps: float = 5.0) -> Path:
@@ -109,19 +111,20 @@ class PrecomputeEncoderCache(L.Callback):
         if cache is None or not getattr(train_set, "supports_cache", False):
             return
         indices = range(trainer.global_rank, len(train_set), trainer.world_size)
-        prompts = {""}
+        # prompts come from the index; a clip is decoded only when its posterior is not cached yet
+        prompts = {""} | {train_set.entries[i]["prompt"] for i in indices}
         for index in tqdm(indices, desc="encoder cache", unit="clip", disable=not trainer.is_global_zero):
+            clip_id = train_set.clip_id(index)
+            if cache.load_posterior(clip_id) is not None:
+                continue
             item = train_set[index]
             if item is None:  # corrupt clip: skipped and counted by the dataset
                 continue
-            prompts.add(item["prompt"])
-            if cache.load_posterior(item["clip_id"]) is None:
-                video = recipe.to_vae_video(item["frames"][None].to(pl_module.device, pl_module.vae.dtype))
-                mean, logvar = recipe.encode_posterior(pl_module.vae, video)
-                cache.save_posterior(item["clip_id"], mean[0], logvar[0])
+            video = recipe.to_vae_video(item["frames"][None].to(pl_module.device, pl_module.vae.dtype))
+            mean, logvar = recipe.encode_posterior(pl_module.vae, video)
+            cache.save_posterior(clip_id, mean[0], logvar[0])
         val_set = getattr(datamodule, "val_set", None)
-        if val_set is not None:
-            prompts.update(item["prompt"] for item in (val_set[i] for i in range(len(val_set))) if item)
+        prompts.update(entry["prompt"] for entry in getattr(val_set, "entries", []))
         for prompt in sorted(prompts):
             pl_module.prompt_embeddings([prompt])
         trainer.strategy.barrier("encoder_cache")

@@ -14,6 +14,7 @@ schema: task, prompt, frames, psnr, ssim, lpips, n_images, ... plus ``baselines`
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
@@ -66,7 +67,8 @@ def _captions(data_cfg) -> dict:
 
 
 def synthetic_items(data_cfg, degradation: dict, task: str, height: int, width: int, frames: int, seed: int):
-    """Clips of the task's schedule from clean images at the model's size: I_1 and the clean image."""
+    """Loaders of clips of the task's schedule from clean images at the model's size (I_1 and the
+    clean image); each image is read once, however many clips it gives."""
     from src.data.degradations import DegradationPreset, make_clip
     from src.data.images import BUNDLED_PHOTOS, Source, fit_to_output, list_sources, load_image
     from src.utils.seeding import stable_seed
@@ -83,40 +85,59 @@ def synthetic_items(data_cfg, degradation: dict, task: str, height: int, width: 
             sources = [Source(key) for key in ("coffee", "chelsea")]  # held out of the tiny base
             captions = {**{k: BUNDLED_PHOTOS[k] for k in ("coffee", "chelsea")}, **captions}
     preset = DegradationPreset.from_dict(degradation)
-    for source in sources:
-        for clip in range(int(data_cfg.get("clips_per_image", 1))):
-            clean, _ = fit_to_output(load_image(source), height, width)
-            rng = np.random.default_rng(stable_seed(seed, "eval", task, source.key, clip))
-            video, params = make_clip(clean, task, rng, preset, frames)
-            caption = captions.get(source.key) or (source.path and captions.get(source.path.name))
-            key = source.key if int(data_cfg.get("clips_per_image", 1)) == 1 else f"{source.key}#{clip}"
-            yield EvalItem(key, video[0], video[-1], params=params, caption=caption)
+    clips_per_image = int(data_cfg.get("clips_per_image", 1))
+
+    @functools.lru_cache(maxsize=1)  # the clips of one image are consecutive
+    def clean_image(source) -> np.ndarray:
+        return fit_to_output(load_image(source), height, width)[0]
+
+    def load(source, clip: int) -> EvalItem:
+        rng = np.random.default_rng(stable_seed(seed, "eval", task, source.key, clip))
+        video, params = make_clip(clean_image(source), task, rng, preset, frames)
+        caption = captions.get(source.key) or (source.path and captions.get(source.path.name))
+        key = source.key if clips_per_image == 1 else f"{source.key}#{clip}"
+        return EvalItem(key, video[0], video[-1], params=params, caption=caption)
+
+    return [functools.partial(load, s, c) for s in sources for c in range(clips_per_image)]
 
 
 def paired_items(data_cfg):
+    """Loaders of the LQ/HQ pairs; the folders are listed and matched now (before the model
+    loads), the pixels read one pair at a time."""
     from src.data.images import list_sources
     from src.models.restorer import resize_uint8
 
-    lq_dir, hq_dir = data_cfg.get("lq_dir"), data_cfg.get("hq_dir")
-    if not lq_dir or not hq_dir:
-        raise ValueError("data=paired needs data.lq_dir and data.hq_dir")
+    for key in ("lq_dir", "hq_dir"):
+        if not data_cfg.get(key):
+            raise ValueError("data=paired needs data.lq_dir and data.hq_dir")
+        if not Path(str(data_cfg[key])).expanduser().is_dir():
+            raise ValueError(f"data.{key} must be an existing folder, got {data_cfg[key]!r}")
+    lq_dir, hq_dir = data_cfg["lq_dir"], data_cfg["hq_dir"]
     lq, _ = list_sources(lq_dir)
-    hq, _ = list_sources(hq_dir)
-    hq_by_key = {s.key: s for s in hq}
+    hq_by_key = {s.key: s for s in list_sources(hq_dir)[0]}
     pairs = [(s, hq_by_key[s.key]) for s in lq if s.key in hq_by_key]
     if not pairs:
         raise ValueError(f"no file of {lq_dir} has a namesake in {hq_dir}")
-    unmatched = len(lq) - len(pairs)
-    if unmatched:
-        log.warning("%d degraded image(s) have no clean namesake and are left out", unmatched)
+    if len(lq) > len(pairs):
+        log.warning("%d degraded image(s) have no clean namesake and are left out", len(lq) - len(pairs))
     captions = _captions(data_cfg)
-    for lq_source, hq_source in pairs:
+
+    def load(lq_source, hq_source) -> EvalItem:
         degraded, clean = _read_rgb(lq_source.path), _read_rgb(hq_source.path)
         degraded = resize_uint8(degraded, *clean.shape[:2])  # a low-resolution sr input: bicubic up
-        yield EvalItem(lq_source.key, degraded, clean, caption=captions.get(lq_source.key))
+        return EvalItem(lq_source.key, degraded, clean, caption=captions.get(lq_source.key))
+
+    return [functools.partial(load, lq_source, hq_source) for lq_source, hq_source in pairs]
+
+
+def _reloblur_mask_path(root: Path, split: str, relative: Path, stem: str) -> Path | None:
+    mask_dir = root / "masks" / split / relative
+    names = (f"{stem}_mask.png", f"{stem}.png", f"{stem}_blur_mask.png")
+    return next((mask_dir / n for n in names if (mask_dir / n).is_file()), None)
 
 
 def reloblur_items(data_cfg):
+    """Loaders of ReLoBlur's blur/sharp pairs (+ masks); the layout is checked now."""
     root = Path(str(data_cfg.get("root") or "")).expanduser()
     if not data_cfg.get("root") or not root.is_dir():
         raise ValueError(f"data=reloblur needs data.root (a ReLoBlur folder), got {data_cfg.get('root')!r}")
@@ -125,31 +146,24 @@ def reloblur_items(data_cfg):
     if not blurred:
         raise ValueError(f"no {split}/<scene>/<idx>/<nn>_blur.png under {root}")
     captions = _captions(data_cfg)
+
+    def load(blur: Path, sharp: Path, mask_path: Path | None, key: str) -> EvalItem:
+        degraded, clean = _read_rgb(blur), _read_rgb(sharp)
+        if degraded.shape != clean.shape:
+            raise ValueError(f"{blur} and {sharp} differ in size")
+        mask = _read_mask(mask_path, clean.shape[:2]) if mask_path else None
+        return EvalItem(key, degraded, clean, mask=mask, caption=captions.get(key))
+
+    loaders = []
     for blur in blurred:
         sharp = blur.with_name(blur.name.replace("_blur.png", "_sharp.png"))
         if not sharp.is_file():
             raise ValueError(f"{blur} has no sharp image {sharp.name}")
         relative = blur.parent.relative_to(root / split)
         stem = blur.name[: -len("_blur.png")]
-        mask_dir = root / "masks" / split / relative
-        mask_path = next(
-            (
-                p
-                for p in (
-                    mask_dir / f"{stem}_mask.png",
-                    mask_dir / f"{stem}.png",
-                    mask_dir / f"{stem}_blur_mask.png",
-                )
-                if p.is_file()
-            ),
-            None,
-        )
-        degraded, clean = _read_rgb(blur), _read_rgb(sharp)
-        if degraded.shape != clean.shape:
-            raise ValueError(f"{blur} and {sharp} differ in size")
-        mask = _read_mask(mask_path, clean.shape[:2]) if mask_path else None
-        key = f"{relative.as_posix()}/{stem}"
-        yield EvalItem(key, degraded, clean, mask=mask, caption=captions.get(key))
+        mask_path = _reloblur_mask_path(root, split, relative, stem)
+        loaders.append(functools.partial(load, blur, sharp, mask_path, f"{relative.as_posix()}/{stem}"))
+    return loaders
 
 
 def score_image(image, clean, mask, lpips_model, crop_border: int, y_channel: bool) -> dict:
@@ -165,10 +179,12 @@ def score_image(image, clean, mask, lpips_model, crop_border: int, y_channel: bo
     if lpips_model is not None:
         import torch
 
-        from src.models.restorer import to_bchw
+        from src.utils.frames import to_float_tensor
 
         with torch.no_grad():
-            scores["lpips"] = float(lpips_model(to_bchw(image[None]), to_bchw(clean[None]))[0])
+            scores["lpips"] = float(
+                lpips_model(to_float_tensor(image[None]), to_float_tensor(clean[None]))[0]
+            )
     if mask is not None:
         scores["masked_psnr"], scores["masked_ssim"] = masked_psnr_ssim(image, clean, mask)
     return scores
@@ -193,12 +209,11 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.mode not in ("resize", "tiled"):
         raise ValueError(f"mode must be resize or tiled, got {cfg.mode}")
     data_cfg = {**OmegaConf.to_container(cfg.data, resolve=True), "shared_dir": cfg.paths.shared_dir}
-    if kind == "paired":  # input errors before the model loads
-        for key in ("lq_dir", "hq_dir"):
-            if not data_cfg.get(key) or not Path(str(data_cfg[key])).expanduser().is_dir():
-                raise ValueError(f"data.{key} must be an existing folder, got {data_cfg.get(key)!r}")
-    if kind == "reloblur" and (not data_cfg.get("root") or not Path(str(data_cfg["root"])).is_dir()):
-        raise ValueError(f"data=reloblur needs data.root (a ReLoBlur folder), got {data_cfg.get('root')!r}")
+    loaders = None  # paired / ReLoBlur: their layout errors surface before the model loads
+    if kind == "paired":
+        loaders = paired_items(data_cfg)
+    elif kind == "reloblur":
+        loaders = reloblur_items(data_cfg)
     restorer = load_restorer(cfg.ckpt, model_overrides(cfg), device=str(cfg.device))
     if kind == "reloblur" and restorer.task != "deblur":
         raise ValueError(
@@ -211,7 +226,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
 
         lpips_model = load_lpips(cfg.metrics.alexnet_weights, cfg.metrics.lpips_lin_weights)
     if kind == "synthetic":
-        items = synthetic_items(
+        loaders = synthetic_items(
             data_cfg,
             OmegaConf.to_container(cfg.degradation, resolve=True),
             restorer.task,
@@ -220,16 +235,14 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
             restorer.frames,
             int(cfg.seed),
         )
-    else:
-        items = paired_items(data_cfg) if kind == "paired" else reloblur_items(data_cfg)
-    items = list(items)
     if cfg.max_images:
-        items = items[: int(cfg.max_images)]
+        loaders = loaders[: int(cfg.max_images)]
     crop, y_channel = int(cfg.metrics.crop_border), bool(cfg.metrics.y_channel)
     rows, per_image = [], []
     samples_dir = run_dir / "samples"
     started = time.time()
-    for index, item in enumerate(tqdm(items, desc=f"eval {kind}", unit="image")):
+    for index, load in enumerate(tqdm(loaders, desc=f"eval {kind}", unit="image")):
+        item = load()  # one image pair in memory at a time
         prompt = restorer.prompt(item.caption)
         frames, info = restorer.restore(
             item.degraded,

@@ -108,11 +108,11 @@ def restore_all(cfg: DictConfig) -> dict:
         raise ValueError(f"mode must be resize or tiled, got {cfg.mode}")
     if float(cfg.upscale) < 1.0:
         raise ValueError(f"upscale must be >= 1, got {cfg.upscale}")
-    resolve_checkpoint(cfg.ckpt)  # checkpoint and input errors before the model loads
+    checkpoint = resolve_checkpoint(cfg.ckpt)  # checkpoint and input errors before the model loads
     sources, skipped = list_inputs(cfg.input)
     captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
     out_dir = Path(cfg.out_dir)  # resolved before the checkpoint's config is composed
-    restorer = load_restorer(cfg.ckpt, model_overrides(cfg), device=str(cfg.device))
+    restorer = load_restorer(checkpoint, model_overrides(cfg), device=str(cfg.device))
     out_dir.mkdir(parents=True, exist_ok=True)
     results, failures = [], [{"path": path, "reason": reason} for path, reason in skipped]
     single = len(sources) == 1

@@ -40,6 +40,7 @@ from src.data.images import (
     load_image,
 )
 from src.prompts import PROMPT_MODES, load_captions, prompt_file_name, prompts_for
+from src.utils.io import write_text_atomic
 from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
@@ -194,21 +195,15 @@ def render_job(spec: BuildSpec, job: ClipJob) -> tuple[np.ndarray, dict]:
 
 
 def _write_json_atomic(path: Path, data, lines: bool = False) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temp, "w", encoding="utf-8") as handle:
-        if lines:
-            for item in data:
-                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-        else:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-    os.replace(temp, path)
+    if lines:
+        text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in data)
+    else:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_text_atomic(path, text)
 
 
 def _write_text_atomic(path: Path, lines: list[str]) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(temp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def build_one(spec: BuildSpec, job: ClipJob) -> dict:

@@ -25,14 +25,13 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.degradations import DegradationPreset, make_clip
 from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
 from src.prompts import load_captions, prompt_file_name, prompts_for
+from src.utils.frames import to_float_tensor
 from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
 
 
-def to_tensor_clip(frames_fhwc: np.ndarray) -> torch.Tensor:
-    """(F, H, W, 3) uint8 -> (F, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames_fhwc)).permute(0, 3, 1, 2).float().div(255.0)
+to_tensor_clip = to_float_tensor  # (F, H, W, 3) uint8 -> (F, 3, H, W) float in [0, 1]
 
 
 def random_crop(

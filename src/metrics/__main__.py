@@ -73,6 +73,7 @@ def compute_lpips(
     import torch
 
     from src.metrics.lpips import load_lpips, resolve_weight_paths
+    from src.utils.frames import to_float_tensor
 
     alex_path, lin_path = resolve_weight_paths(alexnet, lin)
     info = {"net": "alex", "version": "0.1", "input": "RGB [0, 1] mapped to [-1, 1]"}
@@ -89,12 +90,9 @@ def compute_lpips(
         return None, info
     info.update(alexnet_weights=str(alex_path), lin_weights=str(lin_path))
 
-    def to_bchw(img_hw3: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(img_hw3.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-
     try:
         with torch.no_grad():
-            value = float(model(to_bchw(a), to_bchw(b))[0])
+            value = float(model(to_float_tensor(a[None]), to_float_tensor(b[None]))[0])
     except RuntimeError as err:  # images too small for the AlexNet trunk's strides and pools
         print(f"warning: LPIPS not computed for {a.shape[1]}x{a.shape[0]} images: {err}", file=sys.stderr)
         info["unavailable"] = f"image too small for the AlexNet trunk ({a.shape[1]}x{a.shape[0]})"

@@ -20,6 +20,7 @@ import torch
 from src.metrics import frame_psnr_ssim
 from src.models import recipe
 from src.models.lora import add_lora, count_parameters
+from src.utils.frames import to_uint8_images
 from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
@@ -377,7 +378,7 @@ class ProgressiveI2VModule(L.LightningModule):
             from src.metrics.temporal import flicker, warping_error
 
             for video in generated:  # (F, C, H, W) in [0, 1]
-                frames_fhwc = (video.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                frames_fhwc = to_uint8_images(video)
                 sums["warping_error"] += warping_error(frames_fhwc)[0]
                 sums["flicker"] += flicker(frames_fhwc)[0]
         sums["n"] += frames.shape[0]

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 import torch
 
+from src.utils.frames import to_float_tensor, to_uint8_images
+
 log = logging.getLogger(__name__)
 
 
@@ -238,8 +240,8 @@ class Restorer:
     def _restore_resized(self, image_hwc: np.ndarray, prompt: str, seed: int) -> np.ndarray:
         in_h, in_w = image_hwc.shape[:2]
         resized = resize_uint8(image_hwc, self.height, self.width)
-        video = self.trajectories(to_bchw(resized[None]), [prompt], seed)[0]  # (F, C, H, W)
-        frames = to_uint8_fhwc(video)
+        video = self.trajectories(to_float_tensor(resized[None]), [prompt], seed)[0]  # (F, C, H, W)
+        frames = to_uint8_images(video)
         return np.stack([resize_uint8(frame, in_h, in_w) for frame in frames])
 
     def _restore_tiled(
@@ -268,7 +270,7 @@ class Restorer:
             batches = tqdm(batches, desc="tiles", unit="batch", leave=False)
         for batch in batches:
             tiles = np.stack([padded[t : t + self.height, lft : lft + self.width] for t, lft in batch])
-            video = self.trajectories(to_bchw(tiles), [prompt] * len(batch), seed)  # (B, F, C, H, W)
+            video = self.trajectories(to_float_tensor(tiles), [prompt] * len(batch), seed)  # (B, F, C, H, W)
             for (top, left), sample in zip(batch, video, strict=True):
                 frames = sample.permute(0, 2, 3, 1).double().numpy()  # (F, H, W, C) in [0, 1]
                 region = (slice(top, top + self.height), slice(left, left + self.width))
@@ -313,14 +315,6 @@ def resize_uint8(image_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
     )
 
 
-def to_bchw(images_bhwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images_bhwc)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def to_uint8_fhwc(video_fchw: torch.Tensor) -> np.ndarray:
-    return (video_fchw.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 def _load_lightning_adapter(transformer, ckpt: Path) -> None:
     """The adapter tensors of an adapter-only Lightning checkpoint into a LoRA-carrying transformer."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
@@ -336,8 +330,11 @@ def _load_lightning_adapter(transformer, ckpt: Path) -> None:
         raise CheckpointError(f"{ckpt} lacks LoRA tensors {lora_missing[:3]} of this model")
 
 
-def load_restorer(ckpt: str | Path, overrides: list[str] | None = None, device: str = "auto") -> Restorer:
-    """A :class:`Restorer` for a checkpoint. ``overrides`` are training-config overrides (e.g.
+def load_restorer(
+    ckpt: str | Path | CheckpointInfo, overrides: list[str] | None = None, device: str = "auto"
+) -> Restorer:
+    """A :class:`Restorer` for a checkpoint (a path, or what :func:`resolve_checkpoint` made of
+    one). ``overrides`` are training-config overrides (e.g.
     ``task=sr``, ``prompt=uniform``, ``model.sampling.num_inference_steps=10``, ``model.path=...``)."""
     from omegaconf import OmegaConf
 
@@ -345,7 +342,7 @@ def load_restorer(ckpt: str | Path, overrides: list[str] | None = None, device: 
     from src.models.lora import add_lora, load_exported_lora
     from src.models.module import load_components
 
-    info = resolve_checkpoint(ckpt)
+    info = ckpt if isinstance(ckpt, CheckpointInfo) else resolve_checkpoint(ckpt)
     cfg = compose_run_config(info, overrides)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections import defaultdict
 from pathlib import Path
+
+from src.utils.io import write_text_atomic
 
 CACHE_DIR_NAME = ".prompt_cache"
 
@@ -23,19 +24,6 @@ def cache_key(**parts) -> str:
     """sha256 hex digest of the parts as canonical JSON (sorted keys, no whitespace)."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path`` (readers see the
-    old or the new file, never a torn one). The temp name carries the pid and thread id, so
-    concurrent writers never share one."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 class PromptCache:

@@ -32,8 +32,9 @@ import numpy as np
 
 from src.prompts import prompt_file_name
 from src.prompts.backends import BackendError, ClipImage
-from src.prompts.cache import CACHE_DIR_NAME, PromptCache, cache_key, write_text_atomic
+from src.prompts.cache import CACHE_DIR_NAME, PromptCache, cache_key
 from src.prompts.tokens import TokenCounter
+from src.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
