@@ -16,8 +16,9 @@ help:
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
+	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (~40 min)"
 	@echo "make bench-gpu   full-size CogVideoX LoRA step time and memory (CUDA GPU only)"
-	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~45 min on 2 cores)"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~65 min on 2 cores; rerun to resume)"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml
@@ -53,7 +54,7 @@ bench-data: $(STAMP)
 	$(PY) -m src.benchmarks.data_builder
 
 bench-train: $(STAMP)
-	$(PY) -m src.benchmarks.train_default
+	$(PY) -m src.benchmarks.train_default --figure
 
 bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX LoRA steps -> experiments/benchmarks/gpu_step.*
 	$(PY) -m src.benchmarks.gpu_step

@@ -199,6 +199,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     from tqdm import tqdm
 
     from src.baselines import restore_baseline
+    from src.metrics.image import mean_colour_error
     from src.metrics.temporal import flicker, warping_error
     from src.models.restorer import load_restorer
     from src.restore import model_overrides, strip_image
@@ -254,6 +255,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
         )
         scores = [score_image(f, item.clean, item.mask, lpips_model, crop, y_channel) for f in frames]
         record = {"key": item.key, "prompt": prompt, "tiles": info["tiles"], "frames": scores}
+        record["first_frame_colour_error"] = mean_colour_error(frames[0], item.degraded)
         for frame, score in enumerate(scores, start=1):
             rows.append({"image": item.key, "method": "generated", "frame": frame, **score})
         if cfg.baselines:
@@ -315,6 +317,8 @@ def aggregate(per_image: list[dict], restorer, kind: str, has_lpips: bool) -> di
             for a in (1, 2)
         },
     }
+    colour = [r["first_frame_colour_error"] for r in per_image]
+    metrics["first_frame_colour_error"] = {"mean": float(np.mean(colour)), "max": float(np.max(colour))}
     if "input" in per_image[0]:
         metrics["input_psnr"] = _mean(r["input"]["psnr"] for r in per_image)
         metrics["input_ssim"] = _mean(r["input"]["ssim"] for r in per_image)

@@ -1,24 +1,37 @@
-"""python -m src.pretrain_tiny [--vae-steps N] [--transformer-steps N] [--decoder-steps N] [--out FILE]
+"""python -m src.pretrain_tiny [--vae-steps N] [--transformer-steps N] [--bank-clips N] [--out FILE]
 
-Pretrains the embedded tiny CogVideoX I2V base on natural-motion clips (gentle pans, tilts and
-zooms, 40 % static, mild exposure drift) of the bundled photographs and tinted grayscale photos,
-as a stand-in for the video pretraining the real model had. Stage 1 trains the VAE (L1 + MSE + a
-tiny KL) on those clips plus strong exposure ramps and focus pulls (so it can code changes inside
-a 4-frame latent group), stage 2 freezes it, sets its
-``scaling_factor`` to 1/std of the latents (as CogVideoX's 1.15258426 was chosen) and trains the
-transformer with the same I2V v-prediction loss the LoRA fine-tuning uses (10 % empty prompts,
-so classifier-free guidance works), stage 3 refines the VAE decoder alone with a loss on
-frame-to-frame differences (see :func:`refine_decoder`); ``--refine-decoder-of FILE`` runs only
-stage 3 on an earlier output. Held-out photographs (``VAL_HOLDOUT``) are never used.
+Pretrains the embedded tiny CogVideoX I2V base, the stand-in for the video pretraining the real
+model had, on identity-preserving clips of still photographs (:func:`src.data.motion.pretraining_clip`:
+static or gently moving camera, exposure ramps with fading grain, focus pulls, each described in
+words) of the bundled scikit-image photos, tinted grayscale photos and the McMaster photographs
+(``--photos-dir``; Set5 and the bundled ``VAL_HOLDOUT`` photos are never used). Three stages:
 
-Writes the safetensors file (fp16, < 25 MB) and a JSON record of the run next to it under
-experiments/. Every random draw comes from ``--seed``.
+1. ``vae``: the VAE on random ``--vae-crop`` crops of those clips (a conv net: small crops train
+   it fast and transfer to full frames), L1 + MSE + a frame-difference L1 (so it codes changes
+   inside a 4-frame latent group) + a tiny KL;
+2. ``bank``: encodes ``--bank-clips`` full-size clips once (posterior mean/logvar of the video and
+   of the noise-augmented first frame; prompts) and sets the VAE's ``scaling_factor`` to 1/std of
+   the latents (as CogVideoX's 1.15258426 was chosen). The VAE encode dominates a training step,
+   so stage 3 never runs it;
+3. ``transformer``: the transformer *and the text encoder* with the I2V v-prediction loss the
+   LoRA fine-tuning uses (10 % empty prompts, so classifier-free guidance works), on the bank.
+
+Resumable: the whole state (weights, optimizer, step, histories) is saved every
+``--checkpoint-minutes`` under ``--state-dir``; rerunning the same command continues where it
+stopped, so a long pretraining can run in several pieces. Every random draw is a function of
+(``--seed``, stage, step), so a resumed run equals an uninterrupted one. Writes the safetensors
+file (fp16, < 25 MB) and a record of the run (data, settings, losses, held-out reconstruction
+PSNR, identity PSNR of sampled clips, minutes) to ``--record``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -26,35 +39,55 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from src.data.images import BUNDLED_PHOTOS, Source, load_image
-from src.data.motion import natural_motion_clip
+from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image, to_rgb_uint8
+from src.data.motion import STATIC_PHRASES, pretraining_clip
 from src.models import recipe
-from src.models.tiny import (
-    DEFAULT_WEIGHTS,
-    TINY_ARCHITECTURE,
-    build_tiny_components,
-    load_tiny,
-    save_tiny,
-)
+from src.models.tiny import DEFAULT_WEIGHTS, TINY_ARCHITECTURE, build_tiny_components, save_tiny
 from src.utils.config import PROJECT_ROOT
+from src.utils.seeding import stable_seed
 
 # Never used for pretraining or LoRA training: the platform's fallback validation photographs.
 VAL_HOLDOUT = ("coffee", "chelsea")
-
-
-# Grayscale photographs and textures bundled with scikit-image: more structure to learn from than
-# six colour photos alone (each gets a random colour tint per clip); used by both stages.
+# Grayscale photographs and textures bundled with scikit-image (each gets a random tint per clip).
 GRAY_PHOTOS = ("camera", "moon", "coins", "clock", "brick", "grass", "gravel", "page", "text", "cell")
+STAGES = ("vae", "bank", "transformer")
+# Settings that change the result; a resumed run must have the same ones.
+RESULT_ARGS = (
+    "vae_steps",
+    "vae_batch",
+    "vae_lr",
+    "vae_crop",
+    "temporal_weight",
+    "bank_clips",
+    "transformer_steps",
+    "transformer_batch",
+    "transformer_lr",
+    "text_lr",
+    "seed",
+)
 
 
-def training_photos() -> dict[str, np.ndarray]:
-    return {key: load_image(Source(key)) for key in BUNDLED_PHOTOS if key not in VAL_HOLDOUT}
+def default_photos_dir() -> Path:
+    shared = Path(os.environ.get("PROGRESTORE_SHARED", PROJECT_ROOT.parent / "shared"))
+    return shared / "data" / "mcmaster"
+
+
+def training_photos(photos_dir: Path | None) -> dict[str, np.ndarray]:
+    """Colour photographs of pretraining: the bundled ones minus ``VAL_HOLDOUT``, plus every
+    image in ``photos_dir`` (None = none)."""
+    photos = {key: load_image(Source(key)) for key in BUNDLED_PHOTOS if key not in VAL_HOLDOUT}
+    if photos_dir is not None:
+        if "set5" in str(photos_dir).lower():
+            raise SystemExit(
+                f"--photos-dir {photos_dir}: Set5 is the held-out validation set, never train on it"
+            )
+        sources, _ = list_sources(photos_dir)
+        photos.update({f"{photos_dir.name}/{s.key}": load_image(s) for s in sources})
+    return photos
 
 
 def gray_photos() -> dict[str, np.ndarray]:
     import skimage.data
-
-    from src.data.images import to_rgb_uint8
 
     return {key: to_rgb_uint8(getattr(skimage.data, key)()) for key in GRAY_PHOTOS}
 
@@ -64,19 +97,21 @@ def tinted(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image.astype(np.float32) * gains, 0, 255).astype(np.uint8)
 
 
-def motion_batch(photos, rng, batch, arch, camera_effects=False) -> tuple[torch.Tensor, list[str]]:
-    """(B, F, C, H, W) float in [0, 1] and prompts."""
-    keys = list(photos)
+def clip_batch(
+    photos: dict, rng: np.random.Generator, batch: int, arch: dict
+) -> tuple[torch.Tensor, list[str]]:
+    """(B, F, C, H, W) float in [0, 1] pretraining clips and their prompts (10 % empty)."""
+    keys = sorted(photos)
     clips, prompts = [], []
     for _ in range(batch):
         key = keys[rng.integers(len(keys))]
         image = tinted(photos[key], rng) if key in GRAY_PHOTOS else photos[key]
-        frames, phrase = natural_motion_clip(
-            image, rng, arch["frames"], arch["height"], arch["width"], camera_effects
-        )
+        frames, description, _ = pretraining_clip(image, rng, arch["frames"], arch["height"], arch["width"])
         clips.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0)
-        caption = BUNDLED_PHOTOS.get(key, f"a photograph ({key})")
-        prompts.append("" if rng.random() < 0.1 else f"{caption[0].upper()}{caption[1:]}. {phrase}")
+        if key in BUNDLED_PHOTOS and rng.random() < 0.5:
+            caption = BUNDLED_PHOTOS[key]
+            description = f"{caption[0].upper()}{caption[1:]}. {description}"
+        prompts.append("" if rng.random() < 0.1 else description)
     return torch.stack(clips), prompts
 
 
@@ -85,254 +120,510 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
+def step_rng(seed: int, stage: str, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """The random streams of one step: a pure function of (seed, stage, step), so resuming replays."""
+    value = stable_seed(seed, "pretrain", stage, step)
+    return np.random.default_rng(value), torch.Generator().manual_seed(value)
+
+
+# -- resumable state -------------------------------------------------------------------------
+class Paused(Exception):
+    """This piece of the pretraining used its ``--budget-minutes``; the state is saved."""
+
+
+class State:
+    """Everything a resumed run needs, in one file written atomically."""
+
+    def __init__(
+        self,
+        directory: Path,
+        fingerprint: dict,
+        checkpoint_minutes: float,
+        budget_minutes: float | None = None,
+    ):
+        self.directory, self.fingerprint = directory, fingerprint
+        self.budget = None if budget_minutes is None else budget_minutes * 60
+        self.path = directory / "state.pt"
+        self.every = checkpoint_minutes * 60
+        self.data: dict = {"fingerprint": fingerprint, "done": [], "record": {}, "minutes": 0.0}
+        self.last_save = time.time()
+        self.started = time.time()
+
+    def load(self) -> bool:
+        if not self.path.is_file():
+            return False
+        data = torch.load(self.path, map_location="cpu", weights_only=False)
+        if data["fingerprint"] != self.fingerprint:
+            diff = {
+                k: (data["fingerprint"].get(k), v)
+                for k, v in self.fingerprint.items()
+                if data["fingerprint"].get(k) != v
+            }
+            raise SystemExit(
+                f"{self.path} is a pretraining with other settings {diff} (saved, now); rerun with those "
+                "settings to continue it, or pass --fresh (or another --state-dir) to start over"
+            )
+        self.data = data
+        return True
+
+    def save(self, components, stage: str | None = None, progress: dict | None = None) -> None:
+        self.data["models"] = {
+            name: getattr(components, name).state_dict() for name in ("vae", "transformer", "text_encoder")
+        }
+        self.data["scaling_factor"] = float(components.vae.config.scaling_factor)
+        self.data["current"] = {"stage": stage, **(progress or {})} if stage else None
+        self.data["minutes"] = self.data.get("minutes_before", 0.0) + (time.time() - self.started) / 60
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        torch.save(self.data, temp)
+        os.replace(temp, self.path)
+        self.last_save = time.time()
+
+    def stage_minutes(self, stage: str) -> float:
+        """Minutes earlier pieces of this run spent in ``stage`` (0 when it starts here)."""
+        current = self.data.get("current") or {}
+        return current.get("minutes", 0.0) if current.get("stage") == stage else 0.0
+
+    def due(self) -> bool:
+        return time.time() - self.last_save >= self.every
+
+    def out_of_budget(self) -> bool:
+        return self.budget is not None and time.time() - self.started >= self.budget
+
+    def restore_models(self, components) -> None:
+        for name, state in self.data.get("models", {}).items():
+            getattr(components, name).load_state_dict(state)
+        if "scaling_factor" in self.data:
+            components.vae.register_to_config(scaling_factor=self.data["scaling_factor"])
+        self.data["minutes_before"] = self.data.get("minutes", 0.0)
+
+
 def optimize(
-    module, steps: int, lr: float, warmup: int, weight_decay: float, loss_fn, desc: str
+    components,
+    state: State,
+    stage: str,
+    parameter_groups: list[dict],
+    steps: int,
+    warmup: int,
+    loss_fn,
+    train_modules,
 ) -> list[float]:
-    """AdamW with warmup + cosine decay and gradient clipping; ``loss_fn(step)`` draws its batch."""
-    module.train()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    history = []
-    for step in tqdm(range(steps), desc=desc, unit="step"):
-        for group in optimizer.param_groups:
+    """AdamW, warmup + cosine decay, gradient clipping; ``loss_fn(step)`` draws its own batch from
+    :func:`step_rng`. Resumes from ``state`` mid-stage and checkpoints into it."""
+    parameters = [p for group in parameter_groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(parameter_groups)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    current = state.data.get("current") or {}
+    start, history, piece_started = 0, [], time.time()
+    earlier_minutes = state.stage_minutes(stage)
+    if current.get("stage") == stage:
+        optimizer.load_state_dict(current["optimizer"])
+        start, history = current["step"], list(current["history"])
+    for module in train_modules:
+        module.train()
+    bar = tqdm(range(start, steps), desc=stage, unit="step", initial=start, total=steps, dynamic_ncols=True)
+    for step in bar:
+        for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * recipe.cosine_lr(step, steps, warmup=warmup)
         loss = loss_fn(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         history.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
+        pause = state.out_of_budget()
+        if (state.due() or pause) and step + 1 < steps:
+            for module in train_modules:
+                module.eval()
+            state.save(
+                components,
+                stage,
+                {
+                    "step": step + 1,
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "minutes": earlier_minutes + (time.time() - piece_started) / 60,
+                },
+            )
+            if pause:
+                bar.close()
+                raise Paused(f"{stage} step {step + 1}/{steps}")
+            for module in train_modules:
+                module.train()
+    for module in train_modules:
+        module.eval()
     return history
 
 
-def train_vae(components, photos, arch, steps, batch, lr, rng, generator) -> list[float]:
+def curve(history: list[float], every: int) -> list[float]:
+    """Mean loss per ``every`` steps (the record's loss curve)."""
+    return [float(np.mean(history[i : i + every])) for i in range(0, len(history), every)]
+
+
+# -- stage 1: VAE --------------------------------------------------------------------------------
+def train_vae(components, state, photos, arch, args) -> dict:
     vae = components.vae
+    crop = args.vae_crop
 
     def loss_fn(step):
-        clips, _ = motion_batch(photos, rng, batch, arch, camera_effects=True)
-        video = recipe.to_vae_video(clips)
+        rng, generator = step_rng(args.seed, "vae", step)
+        clips, _ = clip_batch(photos, rng, args.vae_batch, arch)
+        top = int(rng.integers(0, arch["height"] - crop + 1))
+        left = int(rng.integers(0, arch["width"] - crop + 1))
+        video = recipe.to_vae_video(clips[..., top : top + crop, left : left + crop])
         posterior = vae.encode(video).latent_dist
         reconstruction = vae.decode(posterior.sample(generator=generator)).sample
+        error = reconstruction - video
+        temporal = (reconstruction.diff(dim=2) - video.diff(dim=2)).abs().mean()
         return (
-            (reconstruction - video).abs().mean()
-            + 0.5 * ((reconstruction - video) ** 2).mean()
+            error.abs().mean()
+            + 0.5 * (error**2).mean()
+            + args.temporal_weight * temporal
             + 1e-6 * posterior.kl().mean()
         )
 
-    return optimize(vae, steps, lr, 20, 0.0, loss_fn, "vae")
+    vae.requires_grad_(True)
+    history = optimize(
+        components,
+        state,
+        "vae",
+        [{"params": list(vae.parameters()), "lr": args.vae_lr, "weight_decay": 0.0}],
+        args.vae_steps,
+        50,
+        loss_fn,
+        [vae],
+    )
+    vae.requires_grad_(False)
+    return {
+        "loss_first_last": [float(np.mean(history[:20])), float(np.mean(history[-20:]))],
+        "loss_curve_per_100": curve(history, 100),
+    }
 
 
 @torch.no_grad()
-def latent_std(components, photos, arch, rng, batches=8) -> float:
+def vae_reconstruction_psnr(vae, photos, arch, seed: int, clips: int = 8) -> float:
+    """PSNR of VAE(mean) reconstructions of full-size pretraining clips of ``photos``."""
+    rng = np.random.default_rng(stable_seed(seed, "pretrain", "vae-eval"))
     values = []
-    for _ in range(batches):
-        clips, _ = motion_batch(photos, rng, 4, arch)
-        mean, logvar = recipe.encode_posterior(components.vae, recipe.to_vae_video(clips))
-        values.append(recipe.sample_posterior(mean, logvar, None).flatten())
-    return float(torch.cat(values).std())
+    for _ in range(clips // 4):
+        batch, _ = clip_batch(photos, rng, 4, arch)
+        mean, _ = recipe.encode_posterior(vae, recipe.to_vae_video(batch))
+        values.append(psnr(recipe.from_vae_video(vae.decode(mean).sample), batch))
+    return float(np.mean(values))
 
 
-def train_transformer(components, pipeline, photos, arch, steps, batch, lr, rng, generator) -> list[float]:
+# -- stage 2: latent bank -------------------------------------------------------------------------
+def bank_path(state: State) -> Path:
+    return state.directory / "bank.pt"
+
+
+@torch.no_grad()
+def build_bank(components, state, photos, arch, args) -> dict:
+    """Posteriors of ``bank_clips`` clips (video, and first frame with its noise augmentation)."""
+    path = bank_path(state)
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=False)
+    vae, chunk = components.vae, 16
+    parts: dict[str, list] = {"mean": [], "logvar": [], "image_mean": [], "image_logvar": [], "prompts": []}
+    for start in tqdm(range(0, args.bank_clips, chunk), desc="bank", unit="chunk", dynamic_ncols=True):
+        rng, generator = step_rng(args.seed, "bank", start)
+        count = min(chunk, args.bank_clips - start)
+        clips, prompts = clip_batch(photos, rng, count, arch)
+        video = recipe.to_vae_video(clips)
+        mean, logvar = recipe.encode_posterior(vae, video)
+        sigma = recipe.sample_noise_augmentation(count, generator)
+        first = video[:, :, :1]
+        first = first + sigma.view(-1, 1, 1, 1, 1) * torch.randn(first.shape, generator=generator)
+        image_mean, image_logvar = recipe.encode_posterior(vae, first)
+        for key, value in (
+            ("mean", mean),
+            ("logvar", logvar),
+            ("image_mean", image_mean),
+            ("image_logvar", image_logvar),
+        ):
+            parts[key].append(value.to(torch.float16))
+        parts["prompts"] += prompts
+    bank = {key: torch.cat(value) if key != "prompts" else value for key, value in parts.items()}
+    samples = recipe.sample_posterior(
+        bank["mean"][:256].float(), bank["logvar"][:256].float(), torch.Generator().manual_seed(args.seed)
+    )
+    bank["scaling_factor"] = float(1.0 / samples.std())
+    temp = path.with_suffix(".tmp")
+    torch.save(bank, temp)
+    os.replace(temp, path)
+    return bank
+
+
+# -- stage 3: transformer + text encoder ----------------------------------------------------------
+def t5_embeddings(components, token_ids: torch.Tensor) -> torch.Tensor:
+    """The text encoder's embeddings as the diffusers pipeline computes them (padded ids in, last
+    hidden state out), with gradients."""
+    return components.text_encoder(token_ids)[0]
+
+
+def tokenize(components, prompts: list[str]) -> torch.Tensor:
+    return components.tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=components.max_sequence_length,
+        truncation=True,
+        add_special_tokens=True,
+        return_tensors="pt",
+    ).input_ids
+
+
+def train_transformer(components, state, bank, arch, args) -> dict:
     scaling = components.vae.config.scaling_factor
     latent_frames = recipe.latent_frame_count(arch["frames"])
+    pipeline = recipe.i2v_pipeline(components)
     rotary = recipe.rotary_embeddings(
         pipeline, arch["height"], arch["width"], latent_frames, torch.device("cpu")
     )
+    token_ids = tokenize(components, bank["prompts"])
+    count = len(bank["prompts"])
 
     def loss_fn(step):
-        clips, prompts = motion_batch(photos, rng, batch, arch)
-        video = recipe.to_vae_video(clips)
-        mean, logvar = recipe.encode_posterior(components.vae, video)
-        latents = recipe.video_latents(mean, logvar, scaling, generator)
-        sigma = recipe.sample_noise_augmentation(batch, generator)
-        condition = recipe.image_latents(components.vae, video[:, :, 0], latent_frames, generator, sigma)
-        with torch.no_grad():
-            embeds = recipe.encode_prompts(
-                pipeline, prompts, components.max_sequence_length, torch.device("cpu")
-            )
-        timesteps = recipe.sample_timesteps(batch, components.scheduler.config.num_train_timesteps, generator)
+        rng, generator = step_rng(args.seed, "transformer", step)
+        index = torch.from_numpy(rng.integers(0, count, size=args.transformer_batch))
+        latents = recipe.video_latents(
+            bank["mean"][index].float(), bank["logvar"][index].float(), scaling, generator
+        )
+        image = recipe.sample_posterior(
+            bank["image_mean"][index].float(), bank["image_logvar"][index].float(), generator
+        )
+        image = (image * recipe.image_latent_scale(components.vae.config)).permute(0, 2, 1, 3, 4)
+        condition = torch.cat(
+            [image, image.new_zeros(image.shape[0], latent_frames - 1, *image.shape[2:])], 1
+        )
+        embeds = t5_embeddings(components, token_ids[index])
+        timesteps = recipe.sample_timesteps(
+            len(index), components.scheduler.config.num_train_timesteps, generator
+        )
         noise = torch.randn(latents.shape, generator=generator)
         return recipe.i2v_loss(
             components.transformer, components.scheduler, latents, condition, embeds, timesteps, noise, rotary
         )
 
-    return optimize(components.transformer, steps, lr, 50, 0.01, loss_fn, "transformer")
-
-
-@torch.no_grad()
-def vae_reconstruction_psnr(components, photos, arch, rng) -> float:
-    clips, _ = motion_batch(photos, rng, 4, arch)
-    video = recipe.to_vae_video(clips)
-    mean, _ = recipe.encode_posterior(components.vae, video)
-    reconstruction = recipe.from_vae_video(components.vae.decode(mean).sample)
-    return psnr(reconstruction, clips)
-
-
-def refine_decoder(components, photos, arch, steps, batch, lr, temporal_weight, seed) -> list[float]:
-    """Stage 3: the VAE decoder alone, with the encoder frozen (so the latent space the
-    transformer learned is untouched), adding an L1 loss on frame-to-frame differences. Without
-    it the decoder renders the last two frames of each 4-frame latent group almost alike (their
-    mean absolute difference was 0.0004 against 0.14 for other neighbours), which flattens any
-    progression there. Own RNG streams, so a full run and ``--refine-decoder-of`` agree."""
-    vae = components.vae
-    vae.requires_grad_(False)
-    vae.decoder.requires_grad_(True)
-    rng = np.random.default_rng([seed, 3])
-    generator = torch.Generator().manual_seed(seed + 3)
-
-    def loss_fn(step):
-        clips, _ = motion_batch(photos, rng, batch, arch, camera_effects=True)
-        video = recipe.to_vae_video(clips)
-        with torch.no_grad():
-            latents = vae.encode(video).latent_dist.sample(generator=generator)
-        reconstruction = vae.decode(latents).sample
-        error = reconstruction - video
-        temporal = (reconstruction.diff(dim=2) - video.diff(dim=2)).abs().mean()
-        return error.abs().mean() + 0.5 * (error**2).mean() + temporal_weight * temporal
-
-    history = optimize(vae.decoder, steps, lr, 20, 0.0, loss_fn, "decoder")
-    vae.eval().requires_grad_(False)
-    return history
-
-
-@torch.no_grad()
-def last_pair_gap(components, seed: int) -> dict:
-    """Mean |frame 5 - frame 4| and |frame 3 - frame 2| of a decoded random latent (in [-1, 1])."""
-    generator = torch.Generator().manual_seed(seed)
-    latents = torch.randn(1, 16, 3, 16, 28, generator=generator)
-    video = components.vae.decode(latents).sample[0]
+    components.transformer.requires_grad_(True)
+    components.text_encoder.requires_grad_(True)
+    history = optimize(
+        components,
+        state,
+        "transformer",
+        [
+            {
+                "params": list(components.transformer.parameters()),
+                "lr": args.transformer_lr,
+                "weight_decay": 0.01,
+            },
+            {"params": list(components.text_encoder.parameters()), "lr": args.text_lr, "weight_decay": 0.01},
+        ],
+        args.transformer_steps,
+        100,
+        loss_fn,
+        [components.transformer],  # T5 stays in eval mode: no dropout, as in fine-tuning
+    )
+    components.transformer.requires_grad_(False)
+    components.text_encoder.requires_grad_(False)
     return {
-        "frames_4_5": float((video[:, 4] - video[:, 3]).abs().mean()),
-        "frames_2_3": float((video[:, 2] - video[:, 1]).abs().mean()),
+        "loss_first_last": [float(np.mean(history[:50])), float(np.mean(history[-200:]))],
+        "loss_curve_per_500": curve(history, 500),
     }
 
 
+@torch.no_grad()
+def identity_psnr(components, photos, arch, seed: int, steps: int = 25) -> list[float]:
+    """Per-frame PSNR of sampled trajectories against static clips of held-out ``photos``
+    (prompt: the camera holds still): how well the base keeps the scene of frame 1."""
+    from src.data.images import fit_to_output
+
+    pipeline = recipe.i2v_pipeline(components)
+    frames = torch.stack(
+        [
+            torch.from_numpy(fit_to_output(image, arch["height"], arch["width"])[0].copy())
+            .permute(2, 0, 1)
+            .float()
+            / 255
+            for image in photos.values()
+        ]
+    )
+    generators = [torch.Generator().manual_seed(stable_seed(seed, "identity", i)) for i in range(len(frames))]
+    video = recipe.generate_trajectory(
+        pipeline,
+        frames,
+        [STATIC_PHRASES[0]] * len(frames),
+        generators,
+        arch["height"],
+        arch["width"],
+        arch["frames"],
+        steps,
+        1.0,
+        components.max_sequence_length,
+    )
+    return [psnr(video[:, f], frames) for f in range(video.shape[1])]
+
+
 def relative(path: Path) -> str:
+    path = Path(path).resolve()
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vae-steps", type=int, default=1500)
-    parser.add_argument("--vae-batch", type=int, default=2)
+    parser.add_argument("--vae-steps", type=int, default=2500)
+    parser.add_argument("--vae-batch", type=int, default=4)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
-    parser.add_argument("--transformer-steps", type=int, default=2500)
-    parser.add_argument("--transformer-batch", type=int, default=4)
+    parser.add_argument("--vae-crop", type=int, default=32, help="square training crops (multiple of 8)")
+    parser.add_argument("--temporal-weight", type=float, default=1.0, help="frame-difference L1 weight")
+    parser.add_argument("--bank-clips", type=int, default=4000, help="clips encoded once for stage 3")
+    parser.add_argument("--transformer-steps", type=int, default=6000)
+    parser.add_argument("--transformer-batch", type=int, default=8)
     parser.add_argument("--transformer-lr", type=float, default=1e-3)
-    parser.add_argument("--decoder-steps", type=int, default=600)
-    parser.add_argument("--decoder-batch", type=int, default=2)
-    parser.add_argument("--decoder-lr", type=float, default=5e-4)
-    parser.add_argument("--temporal-weight", type=float, default=2.0)
+    parser.add_argument("--text-lr", type=float, default=1e-3, help="text encoder (trained in stage 3)")
     parser.add_argument(
-        "--refine-decoder-of",
-        type=Path,
-        default=None,
-        help="skip stages 1-2: load this earlier output and run only the decoder refinement",
+        "--photos-dir", default=str(default_photos_dir()), help="extra training photos ('none': bundled only)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="default outputs/pretrain_tiny/seed<seed>"
+    )
+    parser.add_argument("--fresh", action="store_true", help="discard a saved state and start over")
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="save and stop after this many minutes (rerun the same command to continue)",
+    )
+    parser.add_argument(
+        "--stop-after", choices=STAGES, default=None, help="stop (resumably) after this stage"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--record", type=Path, default=PROJECT_ROOT / "experiments" / "tiny_pretrain.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.vae_crop % 8 or not 8 <= args.vae_crop <= TINY_ARCHITECTURE["height"]:
+        parser.error(f"--vae-crop must be a multiple of 8 between 8 and {TINY_ARCHITECTURE['height']}")
+    for name in ("vae_steps", "transformer_steps", "bank_clips", "vae_batch", "transformer_batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    photos = training_photos()
+    photos_dir = None if args.photos_dir.lower() == "none" else Path(args.photos_dir).expanduser()
+    if photos_dir is not None and not photos_dir.is_dir():
+        raise SystemExit(
+            f"--photos-dir {photos_dir} does not exist: point it at the McMaster photographs "
+            "(../shared/data/mcmaster or $PROGRESTORE_SHARED/data/mcmaster), or pass --photos-dir none"
+        )
+    photos = training_photos(photos_dir)
     all_photos = {**photos, **gray_photos()}
-    started = time.time()
-    if args.refine_decoder_of:
-        components, metadata = load_tiny(args.refine_decoder_of)
-        arch = json.loads(metadata["architecture"])
-        record = json.loads(metadata.get("pretrain", "{}"))
-        record["stages_1_2_from"] = relative(args.refine_decoder_of)
-    else:
-        arch = json.loads(json.dumps(TINY_ARCHITECTURE))
+    arch = json.loads(json.dumps(TINY_ARCHITECTURE))
+    data_digest = hashlib.sha256()
+    for key in sorted(all_photos):
+        data_digest.update(key.encode() + all_photos[key].tobytes())
+    fingerprint = {
+        **{name: getattr(args, name) for name in RESULT_ARGS},
+        "architecture": arch,
+        "photos_sha256": data_digest.hexdigest(),
+    }
+    state_dir = args.state_dir or PROJECT_ROOT / "outputs" / "pretrain_tiny" / f"seed{args.seed}"
+    if args.fresh and state_dir.exists():
+        shutil.rmtree(state_dir)
+    state = State(state_dir, fingerprint, args.checkpoint_minutes, args.budget_minutes)
+    # the initial weights come from the seed too (a fresh process's torch seed is random)
+    with torch.random.fork_rng():
+        torch.manual_seed(stable_seed(args.seed, "pretrain", "init"))
         components = build_tiny_components(arch)
-        record = train_base(components, photos, all_photos, arch, args)
-    gap_before = last_pair_gap(components, args.seed)
-    decoder_history = refine_decoder(
-        components,
-        all_photos,
-        arch,
-        args.decoder_steps,
-        args.decoder_batch,
-        args.decoder_lr,
-        args.temporal_weight,
-        args.seed,
-    )
+    if state.load():
+        state.restore_models(components)
+        print(
+            f"resuming {state.path}: done {state.data['done']}, at {state.data.get('current') and {k: v for k, v in state.data['current'].items() if k in ('stage', 'step')}}",
+            file=sys.stderr,
+        )
+    record = state.data["record"]
     held_out = {key: load_image(Source(key)) for key in VAL_HOLDOUT}
-    rng = np.random.default_rng([args.seed, 4])
+    try:
+        run_stages(components, state, record, photos, all_photos, held_out, arch, args)
+    except Paused as where:
+        print(
+            f"paused at {where} after {args.budget_minutes} min; state in {state.path}; "
+            "rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return
+    if args.stop_after and args.stop_after != STAGES[-1]:
+        return
+    finish(components, state, record, photos, all_photos, held_out, arch, fingerprint, args)
+
+
+def run_stages(components, state, record, photos, all_photos, held_out, arch, args) -> None:
+    for stage in STAGES:
+        if stage in state.data["done"]:
+            continue
+        started, earlier = time.time(), state.stage_minutes(stage)
+        if stage == "vae":
+            record["vae"] = train_vae(components, state, all_photos, arch, args)
+            record["vae"]["reconstruction_psnr_db"] = {
+                "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
+                "held_out": vae_reconstruction_psnr(components.vae, held_out, arch, args.seed),
+            }
+            set5 = default_photos_dir().parent / "set5"
+            if set5.is_dir():  # measured only: Set5 never enters pretraining
+                images = {s.key: load_image(s) for s in list_sources(set5)[0]}
+                record["vae"]["reconstruction_psnr_db"]["set5"] = vae_reconstruction_psnr(
+                    components.vae, images, arch, args.seed
+                )
+        elif stage == "bank":
+            bank = build_bank(components, state, all_photos, arch, args)
+            components.vae.register_to_config(scaling_factor=bank["scaling_factor"])
+            record["bank"] = {"clips": args.bank_clips, "scaling_factor": bank["scaling_factor"]}
+        else:
+            bank = build_bank(components, state, all_photos, arch, args)
+            record["transformer"] = train_transformer(components, state, bank, arch, args)
+        minutes = record.setdefault("stage_minutes", {})
+        minutes[stage] = earlier + (time.time() - started) / 60
+        state.data["done"].append(stage)
+        state.save(components)
+        print(f"stage {stage} done: {json.dumps(record.get(stage, {}))[:300]}", file=sys.stderr, flush=True)
+        if args.stop_after == stage and stage != STAGES[-1]:
+            print(f"stopped after {stage}; rerun the same command to continue", file=sys.stderr)
+            return
+
+
+def finish(components, state, record, photos, all_photos, held_out, arch, fingerprint, args) -> None:
+    arch["vae"]["scaling_factor"] = float(components.vae.config.scaling_factor)
     record.update(
         {
             "seed": args.seed,
-            "args": {k: relative(v) if isinstance(v, Path) else str(v) for k, v in vars(args).items()},
-            "photos": sorted(photos),
-            "gray_photos_tinted": list(GRAY_PHOTOS),
-            "held_out": list(VAL_HOLDOUT),
-            "decoder_loss_first_last": [
-                float(np.mean(decoder_history[:20])),
-                float(np.mean(decoder_history[-20:])),
-            ],
-            "decoder_last_pair_gap": {"before": gap_before, "after": last_pair_gap(components, args.seed)},
-            "vae_reconstruction_psnr_db_after_refinement": {
-                "train": vae_reconstruction_psnr(components, photos, arch, rng),
-                "held_out": vae_reconstruction_psnr(components, held_out, arch, rng),
+            "args": {k: relative(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "photos": {
+                "colour": sorted(photos),
+                "gray_tinted": list(GRAY_PHOTOS),
+                "count": len(all_photos),
+                "sha256": fingerprint["photos_sha256"],
             },
-            "minutes": record.get("minutes", 0.0) + (time.time() - started) / 60,
+            "held_out": list(VAL_HOLDOUT),
+            "identity_psnr_db_per_frame": identity_psnr(components, held_out, arch, args.seed),
+            "minutes": state.data.get("minutes_before", 0.0) + (time.time() - state.started) / 60,
             "torch": torch.__version__,
+            "architecture": arch,
         }
     )
-    record.pop("file", None)
-    record.pop("megabytes", None)
     save_tiny(components, args.out, arch, {"pretrain": json.dumps(record)})
     record["file"] = relative(args.out)
     record["megabytes"] = args.out.stat().st_size / 1e6
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
-
-
-def train_base(components, photos, all_photos, arch, args) -> dict:
-    """Stages 1 (VAE) and 2 (transformer); returns their part of the run record."""
-    rng = np.random.default_rng(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    held_out = {key: load_image(Source(key)) for key in VAL_HOLDOUT}
-    started = time.time()
-    vae_history = train_vae(
-        components, all_photos, arch, args.vae_steps, args.vae_batch, args.vae_lr, rng, generator
+    print(
+        json.dumps({k: record[k] for k in ("minutes", "identity_psnr_db_per_frame", "megabytes")}, indent=2)
     )
-    components.vae.eval().requires_grad_(False)
-    scaling = 1.0 / latent_std(components, photos, arch, rng)
-    components.vae.register_to_config(scaling_factor=scaling)
-    arch["vae"]["scaling_factor"] = scaling
-    vae_psnr = {
-        "train": vae_reconstruction_psnr(components, photos, arch, rng),
-        "held_out": vae_reconstruction_psnr(components, held_out, arch, rng),
-    }
-    print(f"VAE reconstruction PSNR: {vae_psnr}, scaling_factor {scaling:.4f}", flush=True)
-    components.text_encoder.eval().requires_grad_(False)
-    pipeline = recipe.i2v_pipeline(components)
-    transformer_history = train_transformer(
-        components,
-        pipeline,
-        all_photos,
-        arch,
-        args.transformer_steps,
-        args.transformer_batch,
-        args.transformer_lr,
-        rng,
-        generator,
-    )
-    components.transformer.eval()
-    return {
-        "minutes": (time.time() - started) / 60,
-        "vae_reconstruction_psnr_db": vae_psnr,
-        "vae_scaling_factor": scaling,
-        "vae_loss_first_last": [float(np.mean(vae_history[:20])), float(np.mean(vae_history[-20:]))],
-        "transformer_loss_first_last": [
-            float(np.mean(transformer_history[:50])),
-            float(np.mean(transformer_history[-50:])),
-        ],
-    }
 
 
 if __name__ == "__main__":

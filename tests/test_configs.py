@@ -95,3 +95,84 @@ def test_restore_eval_and_prompts_configs_compose_for_every_combination():
             roles = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("captioner", "refiner")}
             assert roles["captioner"]["name"] == captioner and roles["refiner"]["name"] == refiner
             assert "api_key" not in roles["captioner"] and cfg.max_tokens == 226
+
+
+PRESETS = [(group, name) for group in ("experiment", "debug") for name in group_options(group)]
+
+
+def _leaves(node: dict, prefix: tuple = ()):
+    """(key path, value) of every leaf of a plain mapping; lists and empty mappings are leaves.
+    Paths are tuples: a sweeper's `lora.rank: 4,16` is one key with a dot in it."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _resolved(cfg, path: tuple):
+    """The composed value at ``path``, interpolations resolved (KeyError if it is absent)."""
+    from omegaconf import OmegaConf
+
+    node = cfg
+    for key in path:
+        if key not in node:
+            raise KeyError(f"{'.'.join(path)} is not in the composed config")
+        node = node[key]
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _expected(cfg, path: tuple, value):
+    """``value`` written at ``path`` of a copy of ``cfg`` and resolved there, so a preset's
+    interpolation (run_name: paper_sr_${prompt.mode}_...) is evaluated in the composed config."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    probe = copy.deepcopy(cfg)
+    OmegaConf.set_struct(probe, False)
+    parent = probe
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return _resolved(probe, path)
+
+
+@pytest.mark.parametrize(("group", "name"), PRESETS, ids=[f"{g}={n}" for g, n in PRESETS])
+def test_every_preset_wins_over_the_train_config(group, name):
+    """`experiment=`/`debug=` presets override train.yaml (whose defaults list starts with _self_):
+    every leaf a preset sets has the preset's value in the composed config, and each
+    `override /group: option` of its defaults is the composed group."""
+    from omegaconf import OmegaConf
+
+    path = CONFIG_DIR / group / f"{name}.yaml"
+    assert path.read_text().startswith("# @package _global_"), f"{path}: presets are global"
+    preset = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    defaults = preset.pop("defaults", [])
+    leaves = list(_leaves(preset))
+    assert leaves or defaults, f"{path} sets nothing"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={name}"], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices[group] == name
+
+    wrong = []  # every mismatch at once: "key: composed != preset"
+    for key, value in leaves:
+        actual, expected = _resolved(cfg, key), _expected(cfg, key, value)
+        if (type(actual), actual) != (type(expected), expected):
+            wrong.append(f"{'.'.join(key)}: {actual!r} != {expected!r}")
+
+    preset_keys = {key for key, _ in leaves}
+    for entry in defaults:
+        ((target, option),) = entry.items()
+        assert target.startswith("override /"), f"{path}: unexpected defaults entry {entry}"
+        choice = target.removeprefix("override /")
+        assert cfg.hydra.runtime.choices[choice] == option, f"{group}={name}: {choice}"
+        # The chosen option's own values are in the composed group (unless the preset sets them).
+        option_group, _, package = choice.partition("@")
+        option_cfg = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / option_group / f"{option}.yaml"))
+        option_cfg.pop("defaults", None)
+        for key, value in _leaves(option_cfg, tuple((package or option_group).split("."))):
+            actual, expected = _resolved(cfg, key), _expected(cfg, key, value)
+            if key not in preset_keys and actual != expected:
+                wrong.append(f"{'.'.join(key)} ({choice}={option}): {actual!r} != {expected!r}")
+    assert not wrong, f"{group}={name} does not win over train.yaml: " + "; ".join(wrong)

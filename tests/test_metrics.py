@@ -20,7 +20,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from skimage.metrics import structural_similarity as sk_ssim
 
-from src.metrics.image import gaussian_window_1d, psnr, rgb_to_y, ssim
+from src.metrics.image import gaussian_window_1d, mean_colour_error, psnr, rgb_to_y, ssim
 from src.metrics.temporal import flicker, non_occlusion_mask, optical_flow, warping_error
 
 if TYPE_CHECKING:
@@ -181,6 +181,23 @@ def test_quantisation_and_input_types():
         ssim(a8, b8, crop_border=7)
     with pytest.raises(TypeError, match="uint8"):
         psnr(a8.astype(np.int32), b8.astype(np.int32))
+
+
+def test_mean_colour_error_sees_a_cast_not_noise():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 48, 3)).astype(np.uint8)
+    cast = image.astype(np.int64)
+    cast[..., 0] += 10  # a red cast of 10 levels (clipped at 255 where it overflows)
+    cast = np.clip(cast, 0, 255).astype(np.uint8)
+    expected = float(cast[..., 0].astype(float).mean() - image[..., 0].astype(float).mean())
+    assert mean_colour_error(cast, image) == pytest.approx(expected) and 9 < expected < 10
+    # zero-mean noise moves the mean colour by far less than a level
+    noisy = np.clip(image + rng.normal(0, 5, image.shape), 0, 255).round().astype(np.uint8)
+    assert mean_colour_error(noisy, image) < 0.5
+    # floats in [0, 1] are on the 8-bit scale
+    assert mean_colour_error(image / 255.0, image) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="shapes differ"):
+        mean_colour_error(image, image[:16])
 
 
 def test_frame_psnr_ssim_still_available():

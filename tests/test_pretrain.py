@@ -1,15 +1,21 @@
-"""The tiny base's pretraining data and script (the shipped weights are its output)."""
+"""The tiny base's pretraining data and tool (the shipped weights are its output)."""
 
 from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from src.data.images import Source, load_image
-from src.data.motion import MOTION_PHRASES, natural_motion_clip
-from tests.conftest import run_module
+from src.data.motion import (
+    EFFECT_PHRASES,
+    MOTION_PHRASES,
+    STATIC_PHRASES,
+    natural_motion_clip,
+    pretraining_clip,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,27 +48,103 @@ def test_camera_effects_change_frames_inside_a_latent_group(photo):
     assert max(spreads) > 20, "some clips brighten or darken strongly within a group"
 
 
-def test_pretrain_script_writes_a_loadable_base(tmp_path):
-    out = tmp_path / "tiny.safetensors"
-    record = tmp_path / "record.json"
-    result = run_module(
-        "src.pretrain_tiny",
-        "--vae-steps",
-        "2",
-        "--transformer-steps",
-        "2",
-        "--decoder-steps",
-        "2",
-        "--out",
-        str(out),
-        "--record",
-        str(record),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    from src.models.tiny import load_tiny
+def sharpness(frame: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
 
-    components, metadata = load_tiny(out)
-    saved = json.loads(record.read_text())
-    assert saved["held_out"] == ["coffee", "chelsea"] and not set(saved["photos"]) & set(saved["held_out"])
+
+def test_pretraining_clips_do_what_their_description_says(photo):
+    """Every change in a pretraining clip is named; a clip that names none keeps frame 1."""
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(120):
+        frames, text, drawn = pretraining_clip(photo, rng, 9, 64, 112)
+        assert frames.shape == (9, 64, 112, 3) and frames.dtype == np.uint8
+        luma = frames.reshape(9, -1).mean(1)
+        if drawn.get("exposure") == "brighten":
+            assert EFFECT_PHRASES["brighten"] in text and luma[-1] > luma[0] + 5
+        if drawn.get("exposure") == "darken":
+            assert EFFECT_PHRASES["darken"] in text and luma[-1] < luma[0] - 5
+        if drawn.get("focus") == "in" and "exposure" not in drawn:
+            assert EFFECT_PHRASES["focus_in"] in text and sharpness(frames[-1]) > sharpness(frames[0])
+        if drawn.get("focus") == "out" and "exposure" not in drawn:
+            assert EFFECT_PHRASES["focus_out"] in text and sharpness(frames[-1]) < sharpness(frames[0])
+        if drawn["camera"] in STATIC_PHRASES and "exposure" not in drawn and "focus" not in drawn:
+            assert text in STATIC_PHRASES
+            assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).max() <= 1, "static and unchanged"
+        seen |= {drawn.get("exposure"), drawn.get("focus"), drawn["camera"] in STATIC_PHRASES}
+    assert {"brighten", "darken", "in", "out", True, False} <= seen
+
+
+def test_pretraining_clips_are_a_function_of_the_seed(photo):
+    a = pretraining_clip(photo, np.random.default_rng(7), 9, 64, 112)
+    b = pretraining_clip(photo, np.random.default_rng(7), 9, 64, 112)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+TINY_RUN = ["--vae-steps", "3", "--vae-batch", "2", "--bank-clips", "8", "--transformer-steps", "3"]
+TINY_RUN += ["--transformer-batch", "2", "--photos-dir", "none"]
+
+
+def weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys):
+    """An uninterrupted run, and the same run paused mid-VAE, after the bank and mid-transformer
+    and rerun each time, write the same weights; the record says what the base was made of."""
+    from src.models.tiny import load_tiny
+    from src.pretrain_tiny import main
+
+    def run(name, *extra):
+        main(
+            [
+                *TINY_RUN,
+                "--state-dir",
+                str(tmp_path / name),
+                "--out",
+                str(tmp_path / f"{name}.safetensors"),
+                "--record",
+                str(tmp_path / f"{name}.json"),
+                *extra,
+            ]
+        )
+
+    run("whole")
+    run("pieces", "--budget-minutes", "0")  # pauses after VAE step 1
+    assert "paused at vae step 1/3" in capsys.readouterr().err
+    assert not (tmp_path / "pieces.safetensors").exists()
+    run("pieces", "--stop-after", "bank")
+    run("pieces", "--budget-minutes", "0")  # pauses after transformer step 1
+    assert "paused at transformer step 1/3" in capsys.readouterr().err
+    run("pieces")
+    whole, pieces = weights(tmp_path / "whole.safetensors"), weights(tmp_path / "pieces.safetensors")
+    assert whole.keys() == pieces.keys()
+    assert all(np.array_equal(whole[k].numpy(), pieces[k].numpy()) for k in whole)
+
+    components, metadata = load_tiny(tmp_path / "whole.safetensors")
+    record = json.loads((tmp_path / "whole.json").read_text())
+    assert record["held_out"] == ["coffee", "chelsea"]
+    assert not set(record["photos"]["colour"]) & set(record["held_out"])
     assert json.loads(metadata["pretrain"])["seed"] == 0
-    assert components.vae.config.scaling_factor == pytest.approx(saved["vae_scaling_factor"])
+    assert components.vae.config.scaling_factor == pytest.approx(record["bank"]["scaling_factor"])
+    assert len(record["identity_psnr_db_per_frame"]) == 9
+    assert set(record["stage_minutes"]) == {"vae", "bank", "transformer"}
+
+
+def test_pretraining_refuses_to_continue_with_other_settings(tmp_path):
+    from src.pretrain_tiny import main
+
+    common = ["--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "o.safetensors")]
+    common += ["--record", str(tmp_path / "r.json"), "--stop-after", "vae"]
+    main([*TINY_RUN, *common])
+    with pytest.raises(SystemExit, match="other settings.*vae_lr"):
+        main([*TINY_RUN, *common, "--vae-lr", "1e-4"])
+
+
+def test_pretraining_never_trains_on_set5(tmp_path):
+    from src.pretrain_tiny import main
+
+    with pytest.raises(SystemExit, match="Set5 is the held-out"):
+        main([*TINY_RUN[:-4], "--photos-dir", "../shared/data/set5", "--state-dir", str(tmp_path)])

@@ -166,6 +166,8 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
     assert all(0 < p < 100 for p in metrics["psnr"]) and all(-1 <= s <= 1 for s in metrics["ssim"])
     assert metrics["mean"]["psnr_f2_9"] == pytest.approx(sum(metrics["psnr"][1:]) / 8)
     assert metrics["mean"]["ssim_f1_9"] == pytest.approx(sum(metrics["ssim"]) / 9)
+    colour = metrics["first_frame_colour_error"]
+    assert 0 <= colour["mean"] <= colour["max"] <= 255
     summary = json.loads((run / "run_summary.json").read_text())
     assert 0 < summary["params/trainable"] < summary["params/total"]
     checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))

@@ -198,6 +198,7 @@ class ProgressionDataModule(L.LightningDataModule):
         seed: int = 0,
         source: str = "synthetic",
         source_dir: str | None = None,
+        extra_source_dir: str | None = None,
         val_source_dir: str | None = "auto",
         val_holdout=("coffee", "chelsea"),
         captions_file: str | None = None,
@@ -218,6 +219,7 @@ class ProgressionDataModule(L.LightningDataModule):
         self.preset = DegradationPreset.from_dict(dict(degradation))
         self.height, self.width, self.frames, self.seed = height, width, frames, seed
         self.source, self.source_dir, self.val_source_dir = source, source_dir, val_source_dir
+        self.extra_source_dir = extra_source_dir
         self.val_holdout, self.captions_file = tuple(val_holdout or ()), captions_file
         self.crop, self.train_clips_per_epoch = tuple(random_crop), int(train_clips_per_epoch)
         self.val_clips_per_image, self.dataset_dir, self.val_fraction = (
@@ -261,6 +263,13 @@ class ProgressionDataModule(L.LightningDataModule):
                 return str(candidate)
         return None
 
+    def _resolve_extra_dir(self) -> str | None:
+        """``auto``: the McMaster photographs under the shared folder when they are there."""
+        if self.extra_source_dir != "auto":
+            return self.extra_source_dir
+        candidate = Path(self.shared_dir or "") / "data" / "mcmaster"
+        return str(candidate) if self.shared_dir and candidate.is_dir() else None
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -278,6 +287,12 @@ class ProgressionDataModule(L.LightningDataModule):
             keys = [k for k in BUNDLED_PHOTOS if k not in self.val_holdout]
             train_images = {k: load_image(Source(k)) for k in keys}
             train_prompts = {k: self._prompt(BUNDLED_PHOTOS[k]) for k in keys}
+            extra_dir = self._resolve_extra_dir()
+            if extra_dir:
+                extra_images, extra_prompts = self._load_folder(extra_dir, captions)
+                name = Path(extra_dir).name
+                train_images.update({f"{name}/{k}": v for k, v in extra_images.items()})
+                train_prompts.update({f"{name}/{k}": v for k, v in extra_prompts.items()})
         val_dir = self._resolve_val_dir()
         if val_dir:
             val_images, val_prompts = self._load_folder(val_dir, captions)

@@ -2,8 +2,8 @@
 pretraining data of the tiny base model, standing in for the natural videos a real video model
 is pretrained on. Frames are (F, H, W, 3) uint8.
 
-Motion is gentle and often absent (``STATIC_PROBABILITY``): the tiny T5 is random, so the base
-cannot read the motion phrase, and with large unpredictable moves it learned to predict the
+Motion is gentle and often absent (``STATIC_PROBABILITY``): when the tiny T5 was random (before
+issue 11) the base could not read the motion phrase, and with large unpredictable moves it learned to predict the
 average of all moves, which sampling renders as a blocky mosaic in the later frames. Measured
 on Set5 static clips: the old prior (pans of 8-20 % of the width, no extra static clips) gave
 frame 9 at 14.5 dB where the VAE alone gives 22.6 dB.
@@ -52,12 +52,15 @@ def natural_motion_clip(
     height: int,
     width: int,
     camera_effects: bool = False,
+    exposure_drift: bool = True,
 ) -> tuple[np.ndarray, str]:
     """(frames (F, H, W, 3) uint8, motion phrase) of one random camera move over the photo.
 
     ``camera_effects`` adds strong exposure ramps and focus pulls (each with probability 0.35):
     changes *within* the 4-frame groups the VAE compresses into one latent frame, which a video
     VAE must reproduce frame by frame (used for the VAE only, not for the transformer's prior).
+    ``exposure_drift`` adds, with probability 0.5, a mild undescribed exposure drift (gain 0.7-1.3
+    at the last frame); :func:`pretraining_clip` turns it off, since its clips name every change.
     """
     img_h, img_w = image.shape[:2]
     max_crop_w = min(img_w, img_h * width / height)
@@ -79,7 +82,7 @@ def natural_motion_clip(
     lo_y0, hi_y0 = centre_range(max(crop_w0, crop_w1), img_h, False)
     cx0 = rng.uniform(lo_x0 + max(0, -dx), max(lo_x0 + max(0, -dx), hi_x0 - max(0, dx)))
     cy0 = rng.uniform(lo_y0 + max(0, -dy), max(lo_y0 + max(0, -dy), hi_y0 - max(0, dy)))
-    gain_end = rng.uniform(0.7, 1.3) if rng.random() < 0.5 else 1.0
+    gain_end = rng.uniform(0.7, 1.3) if exposure_drift and rng.random() < 0.5 else 1.0
     blur_start = blur_end = 0.0
     if camera_effects:
         if rng.random() < 0.35:
@@ -98,3 +101,67 @@ def natural_motion_clip(
             frame = cv2.convertScaleAbs(frame, alpha=1.0 + (gain_end - 1.0) * t)
         frames.append(frame)
     return np.stack(frames), MOTION_PHRASES[motion]
+
+
+# Phrases of the pretraining clips' effects. The tiny text encoder is trained on them (with the
+# camera phrases), so a prompt that says "brightens" or "becomes sharp" means something to the
+# base: the stand-in for the text understanding a real video model brings.
+STATIC_PHRASES = ("The camera holds still.", "Nothing moves.", "Static image.")
+EFFECT_PHRASES = {
+    "brighten": "The scene gradually brightens.",
+    "darken": "The scene gradually darkens.",
+    "focus_in": "The image gradually becomes sharp and focused.",
+    "focus_out": "The image gradually blurs out of focus.",
+}
+EFFECT_PROBABILITY = 0.3  # each of exposure and focus, independently
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random horizontal flip, saturation and brightness jitter (augmentation of the photos)."""
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    image = image.astype(np.float32)
+    grey = image.mean(axis=2, keepdims=True)
+    image = grey + (image - grey) * rng.uniform(0.7, 1.3)
+    image = image * rng.uniform(0.85, 1.15)
+    return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
+
+
+def pretraining_clip(
+    image: np.ndarray, rng: np.random.Generator, num_frames: int, height: int, width: int
+) -> tuple[np.ndarray, str, dict]:
+    """(frames (F, H, W, 3) uint8, description, what was drawn) of one pretraining clip of the
+    tiny base: a gentle camera move or none (:func:`natural_motion_clip`), with, each with
+    probability ``EFFECT_PROBABILITY``, an exposure ramp (dark to normal with fading sensor
+    grain, or the reverse) and a focus pull (either way). Effects change linearly over the clip
+    and end (or start) at the untouched frame, so every clip is an identity-preserving
+    trajectory: frame 1's content stays, only the named change happens."""
+    frames, camera = natural_motion_clip(
+        _jitter(image, rng), rng, num_frames, height, width, exposure_drift=False
+    )
+    if camera == MOTION_PHRASES["static"]:
+        camera = STATIC_PHRASES[rng.integers(len(STATIC_PHRASES))]
+    phrases, drawn = [camera], {"camera": camera}
+    t = np.linspace(0.0, 1.0, num_frames)
+    work = frames.astype(np.float32)
+    if rng.random() < EFFECT_PROBABILITY:
+        brighten = rng.random() < 0.5
+        dark_gain = rng.uniform(0.15, 0.7)
+        grain = rng.uniform(0.0, 12.0) if rng.random() < 0.5 else 0.0
+        ramp = 1 - t if brighten else t  # 1 at the dark end
+        gains = 1.0 + (dark_gain - 1.0) * ramp
+        noise = rng.standard_normal(work.shape).astype(np.float32)
+        work = work * gains[:, None, None, None] + grain * ramp[:, None, None, None] * noise
+        phrases.append(EFFECT_PHRASES["brighten" if brighten else "darken"])
+        drawn.update(exposure="brighten" if brighten else "darken", dark_gain=dark_gain, grain=grain)
+    if rng.random() < EFFECT_PROBABILITY:
+        focus_in = rng.random() < 0.5
+        sigma_max = rng.uniform(0.8, 3.0)
+        sigmas = sigma_max * ((1 - t) if focus_in else t)
+        for index, sigma in enumerate(sigmas):
+            if sigma > 0.3:
+                work[index] = cv2.GaussianBlur(work[index], (0, 0), sigmaX=float(sigma))
+        phrases.append(EFFECT_PHRASES["focus_in" if focus_in else "focus_out"])
+        drawn.update(focus="in" if focus_in else "out", sigma_max=sigma_max)
+    frames = np.clip(np.rint(work), 0, 255).astype(np.uint8)
+    return frames, " ".join(phrases), drawn

@@ -161,6 +161,17 @@ def masked_psnr_ssim(
     return psnr_value, float((smap * inner).sum() / inner.sum())
 
 
+def mean_colour_error(image: np.ndarray, reference: np.ndarray) -> float:
+    """Largest per-channel difference of the mean colours of two (H, W, 3) images, in 8-bit
+    levels (floats in [0, 1] are scaled by 255, not rounded): how far a trajectory's first
+    frame drifts from the photo it starts from (a colour cast shows here, noise does not)."""
+    a, b = to_255(image, quantize=False), to_255(reference, quantize=False)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    axes = tuple(range(a.ndim - 1)) if a.ndim == 3 else None
+    return float(np.max(np.abs(a.mean(axis=axes) - b.mean(axis=axes))))
+
+
 def conventions(crop_border: int = 0, y_channel: bool = False, quantize: bool = True) -> dict:
     """The conventions of ``psnr`` / ``ssim`` for a given call, as a JSON-able dict (for reports)."""
     return {

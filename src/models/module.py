@@ -344,6 +344,7 @@ class ProgressiveI2VModule(L.LightningModule):
             "input_psnr": 0.0,
             "input_ssim": 0.0,
             "input_lpips": 0.0,
+            "colour": [],
             "n": 0,
         }
         self.val_samples = []
@@ -381,6 +382,12 @@ class ProgressiveI2VModule(L.LightningModule):
                 frames_fhwc = to_uint8_images(video)
                 sums["warping_error"] += warping_error(frames_fhwc)[0]
                 sums["flicker"] += flicker(frames_fhwc)[0]
+        from src.metrics.image import mean_colour_error
+
+        for video, degraded in zip(
+            to_uint8_images(generated[:, 0]), to_uint8_images(frames[:, 0]), strict=True
+        ):
+            sums["colour"].append(mean_colour_error(video, degraded))
         sums["n"] += frames.shape[0]
         if len(self.val_samples) < 4:
             for i in range(min(frames.shape[0], 4 - len(self.val_samples))):
@@ -408,6 +415,7 @@ class ProgressiveI2VModule(L.LightningModule):
             self.log(f"val/ssim/f{index}", s, sync_dist=True)
         self.log("val/psnr_last", psnr[-1], prog_bar=True, sync_dist=True)
         self.log("val/ssim_last", ssim[-1], sync_dist=True)
+        self.log("val/first_frame_colour_error", sum(self._val_sums["colour"]) / n, sync_dist=True)
         # frame 1 is the condition (a near-copy of the input): means with and without it
         means = {}
         for metric, values in (("psnr", psnr), ("ssim", ssim)):
@@ -428,5 +436,10 @@ class ProgressiveI2VModule(L.LightningModule):
             "input_ssim": self._val_sums["input_ssim"] / n,
             "input_lpips": self._val_sums["input_lpips"] / n if has_lpips else None,
             "temporal": temporal,
+            # max over channels of |mean colour of generated frame 1 - mean colour of I_1|, 8-bit levels
+            "first_frame_colour_error": {
+                "mean": sum(self._val_sums["colour"]) / n,
+                "max": max(self._val_sums["colour"]),
+            },
             "global_step": int(self.global_step),
         }

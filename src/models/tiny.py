@@ -4,9 +4,10 @@ download-free ``ByT5Tokenizer``, small enough to train on a 2-core CPU.
 
 Its pretrained base (``src/models/pretrained/tiny_cogvideox_i2v.safetensors``, made by
 ``python -m src.pretrain_tiny``) plays the part of the pretrained video model the paper starts
-from: the VAE and transformer were trained on natural-motion clips (gentle pans and zooms, often
-static) of the bundled photographs, then the VAE decoder refined on frame-to-frame differences;
-the text encoder is a frozen random T5 (deterministic from its seed).
+from: the VAE, then the transformer together with the T5 encoder, were trained on
+identity-preserving clips of still photographs (static or gently moving camera, exposure ramps,
+focus pulls), each described in words; see :mod:`src.pretrain_tiny` and
+``experiments/tiny_pretrain.json``.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
     if not path.is_file():
         raise FileNotFoundError(
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
-            "(about 45 minutes on 2 CPU cores) or pass model.weights=<file>"
+            "(about 65 minutes on 2 CPU cores, resumable) or pass model.weights=<file>"
         )
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})
