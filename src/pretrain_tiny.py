@@ -152,7 +152,7 @@ class State:
     def load(self) -> bool:
         if not self.path.is_file():
             return False
-        data = torch.load(self.path, map_location="cpu", weights_only=False)
+        data = torch.load(self.path, map_location="cpu", weights_only=True)
         if data["fingerprint"] != self.fingerprint:
             diff = {
                 k: (data["fingerprint"].get(k), v)
@@ -324,7 +324,7 @@ def build_bank(components, state, photos, arch, args) -> dict:
     """Posteriors of ``bank_clips`` clips (video, and first frame with its noise augmentation)."""
     path = bank_path(state)
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     vae, chunk = components.vae, 16
     parts: dict[str, list] = {"mean": [], "logvar": [], "image_mean": [], "image_logvar": [], "prompts": []}
     for start in tqdm(range(0, args.bank_clips, chunk), desc="bank", unit="chunk", dynamic_ncols=True):
