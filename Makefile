@@ -16,9 +16,9 @@ help:
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
-	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (~40 min)"
+	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (26 min here)"
 	@echo "make bench-gpu   full-size CogVideoX LoRA step time and memory (CUDA GPU only)"
-	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (~65 min on 2 cores; rerun to resume)"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml

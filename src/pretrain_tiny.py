@@ -43,7 +43,8 @@ from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image, to
 from src.data.motion import STATIC_PHRASES, pretraining_clip
 from src.models import recipe
 from src.models.tiny import DEFAULT_WEIGHTS, TINY_ARCHITECTURE, build_tiny_components, save_tiny
-from src.utils.config import PROJECT_ROOT
+from src.utils.config import PROJECT_ROOT, shared_dir
+from src.utils.frames import to_float_tensor
 from src.utils.seeding import stable_seed
 
 # Never used for pretraining or LoRA training: the platform's fallback validation photographs.
@@ -68,8 +69,12 @@ RESULT_ARGS = (
 
 
 def default_photos_dir() -> Path:
-    shared = Path(os.environ.get("PROGRESTORE_SHARED", PROJECT_ROOT.parent / "shared"))
-    return shared / "data" / "mcmaster"
+    return shared_dir() / "data" / "mcmaster"
+
+
+def set5_dir() -> Path:
+    """The held-out validation photographs: measured on, never trained on."""
+    return shared_dir() / "data" / "set5"
 
 
 def training_photos(photos_dir: Path | None) -> dict[str, np.ndarray]:
@@ -77,7 +82,8 @@ def training_photos(photos_dir: Path | None) -> dict[str, np.ndarray]:
     image in ``photos_dir`` (None = none)."""
     photos = {key: load_image(Source(key)) for key in BUNDLED_PHOTOS if key not in VAL_HOLDOUT}
     if photos_dir is not None:
-        if "set5" in str(photos_dir).lower():
+        resolved, set5 = photos_dir.resolve(), set5_dir().resolve()
+        if resolved == set5 or set5 in resolved.parents or resolved in set5.parents:
             raise SystemExit(
                 f"--photos-dir {photos_dir}: Set5 is the held-out validation set, never train on it"
             )
@@ -107,7 +113,7 @@ def clip_batch(
         key = keys[rng.integers(len(keys))]
         image = tinted(photos[key], rng) if key in GRAY_PHOTOS else photos[key]
         frames, description, _ = pretraining_clip(image, rng, arch["frames"], arch["height"], arch["width"])
-        clips.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0)
+        clips.append(to_float_tensor(frames))
         if key in BUNDLED_PHOTOS and rng.random() < 0.5:
             caption = BUNDLED_PHOTOS[key]
             description = f"{caption[0].upper()}{caption[1:]}. {description}"
@@ -393,10 +399,8 @@ def train_transformer(components, state, bank, arch, args) -> dict:
         image = recipe.sample_posterior(
             bank["image_mean"][index].float(), bank["image_logvar"][index].float(), generator
         )
-        image = (image * recipe.image_latent_scale(components.vae.config)).permute(0, 2, 1, 3, 4)
-        condition = torch.cat(
-            [image, image.new_zeros(image.shape[0], latent_frames - 1, *image.shape[2:])], 1
-        )
+        image = image * recipe.image_latent_scale(components.vae.config)
+        condition = recipe.pad_image_latents(image.permute(0, 2, 1, 3, 4), latent_frames)
         embeds = t5_embeddings(components, token_ids[index])
         timesteps = recipe.sample_timesteps(
             len(index), components.scheduler.config.num_train_timesteps, generator
@@ -440,14 +444,8 @@ def identity_psnr(components, photos, arch, seed: int, steps: int = 25) -> list[
     from src.data.images import fit_to_output
 
     pipeline = recipe.i2v_pipeline(components)
-    frames = torch.stack(
-        [
-            torch.from_numpy(fit_to_output(image, arch["height"], arch["width"])[0].copy())
-            .permute(2, 0, 1)
-            .float()
-            / 255
-            for image in photos.values()
-        ]
+    frames = to_float_tensor(
+        np.stack([fit_to_output(image, arch["height"], arch["width"])[0] for image in photos.values()])
     )
     generators = [torch.Generator().manual_seed(stable_seed(seed, "identity", i)) for i in range(len(frames))]
     video = recipe.generate_trajectory(
@@ -574,7 +572,7 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
                 "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
                 "held_out": vae_reconstruction_psnr(components.vae, held_out, arch, args.seed),
             }
-            set5 = default_photos_dir().parent / "set5"
+            set5 = set5_dir()
             if set5.is_dir():  # measured only: Set5 never enters pretraining
                 images = {s.key: load_image(s) for s in list_sources(set5)[0]}
                 record["vae"]["reconstruction_psnr_db"]["set5"] = vae_reconstruction_psnr(

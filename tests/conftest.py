@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.utils.config import CONFIG_DIR, PROJECT_ROOT
+from src.utils.config import CONFIG_DIR, PROJECT_ROOT, shared_dir
 
-SHARED_DIR = Path(os.environ.get("PROGRESTORE_SHARED", PROJECT_ROOT.parent / "shared"))
+SHARED_DIR = shared_dir()
 
 TASK_CFGS = {
     "sr": {

@@ -157,25 +157,30 @@ def figure(records: dict[str, dict], images: tuple[str, ...] = ("butterfly", "bi
     from src.models.restorer import load_restorer
 
     columns = ["input I_1", "frame 3", "frame 5", "frame 7", "frame 9 (restored)", "target"]
-    rows = [(task, image) for task in records for image in images]
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.2 * len(columns), 1.45 * len(rows)))
-    for row, (task, image) in enumerate(rows):
-        run_dir = PROJECT_ROOT / records[task]["run_dir"]
+    rows = []  # (task, image, panels): the benchmark's own eval clips, sampled as src.eval did
+    for task, record in records.items():
+        run_dir = PROJECT_ROOT / record["run_dir"]
         restorer = load_restorer(run_dir)
-        settings = records[task]["eval_set5"]["settings"]
-        degradation = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").degradation)
+        settings = record["eval_set5"]["settings"]
+        # the degradation src.eval used (its own config), not necessarily the training run's
+        eval_cfg = OmegaConf.load(run_dir / "eval_set5" / ".hydra" / "config.yaml")
         loaders = synthetic_items(
             settings["data"],
-            degradation,
+            OmegaConf.to_container(eval_cfg.degradation, resolve=True),
             task,
             restorer.height,
             restorer.width,
             restorer.frames,
             settings["seed"],
         )
-        item = next(load() for load in loaders if load.args[0].key == image)
-        frames, _ = restorer.restore(item.degraded, restorer.prompt(item.caption), settings["seed"])
-        panels = [item.degraded, frames[2], frames[4], frames[6], frames[8], item.clean]
+        for image in images:
+            item = next(load() for load in loaders if load.args[0].key == image)
+            frames, _ = restorer.restore(item.degraded, restorer.prompt(item.caption), settings["seed"])
+            rows.append(
+                (task, image, [item.degraded, frames[2], frames[4], frames[6], frames[8], item.clean])
+            )
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.2 * len(columns), 1.45 * len(rows)))
+    for row, (task, image, panels) in enumerate(rows):
         for col, panel in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(panel)

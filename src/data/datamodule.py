@@ -254,21 +254,19 @@ class ProgressionDataModule(L.LightningDataModule):
             raise ValueError(f"no readable images in {folder}")
         return images, prompts
 
+    def _shared_or(self, value: str | None, name: str) -> str | None:
+        """``value``, or for ``auto`` the folder ``data/<name>`` of the shared folder when it
+        exists (else None)."""
+        if value != "auto":
+            return value
+        candidate = Path(self.shared_dir or "") / "data" / name
+        return str(candidate) if self.shared_dir and candidate.is_dir() else None
+
     def _resolve_val_dir(self) -> str | None:
-        if self.val_source_dir not in (None, "auto"):
-            return self.val_source_dir
-        if self.val_source_dir == "auto" and self.shared_dir:
-            candidate = Path(self.shared_dir) / "data" / "set5"
-            if candidate.is_dir():
-                return str(candidate)
-        return None
+        return self._shared_or(self.val_source_dir, "set5")
 
     def _resolve_extra_dir(self) -> str | None:
-        """``auto``: the McMaster photographs under the shared folder when they are there."""
-        if self.extra_source_dir != "auto":
-            return self.extra_source_dir
-        candidate = Path(self.shared_dir or "") / "data" / "mcmaster"
-        return str(candidate) if self.shared_dir and candidate.is_dir() else None
+        return self._shared_or(self.extra_source_dir, "mcmaster")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 
 from src.metrics import frame_psnr_ssim
+from src.metrics.image import mean_colour_error
 from src.models import recipe
 from src.models.lora import add_lora, count_parameters
 from src.utils.frames import to_uint8_images
@@ -382,8 +383,6 @@ class ProgressiveI2VModule(L.LightningModule):
                 frames_fhwc = to_uint8_images(video)
                 sums["warping_error"] += warping_error(frames_fhwc)[0]
                 sums["flicker"] += flicker(frames_fhwc)[0]
-        from src.metrics.image import mean_colour_error
-
         for video, degraded in zip(
             to_uint8_images(generated[:, 0]), to_uint8_images(frames[:, 0]), strict=True
         ):

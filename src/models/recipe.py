@@ -98,7 +98,12 @@ def image_latents(
         image = image + noise_sigma.view(-1, 1, 1, 1, 1).to(image.dtype) * noise
     posterior = vae.encode(image).latent_dist
     latents = sample_posterior(posterior.mean, posterior.logvar, generator) * image_latent_scale(vae.config)
-    latents = latents.permute(0, 2, 1, 3, 4)  # (B, 1, C', h, w)
+    return pad_image_latents(latents.permute(0, 2, 1, 3, 4), latent_frames)  # from (B, 1, C', h, w)
+
+
+def pad_image_latents(latents: torch.Tensor, latent_frames: int) -> torch.Tensor:
+    """(B, 1, C', h, w) scaled first-frame latents -> (B, F', C', h, w) conditioning: zeros for
+    the other latent frames, as the diffusers I2V pipeline pads them."""
     padding = latents.new_zeros(latents.shape[0], latent_frames - 1, *latents.shape[2:])
     return torch.cat([latents, padding], dim=1)
 

@@ -170,7 +170,7 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
     if not path.is_file():
         raise FileNotFoundError(
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
-            "(about 65 minutes on 2 CPU cores, resumable) or pass model.weights=<file>"
+            "(63 minutes on a 2-core CPU, resumable) or pass model.weights=<file>"
         )
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})

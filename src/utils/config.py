@@ -11,6 +11,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
+def shared_dir() -> Path:
+    """The read-only shared folder (Set5, McMaster, LPIPS weights): $PROGRESTORE_SHARED, else
+    ``../shared`` beside the repository; what ``paths.shared_dir`` resolves to for Hydra CLIs."""
+    return Path(os.environ.get("PROGRESTORE_SHARED", PROJECT_ROOT.parent / "shared"))
+
+
 def wandb_offline() -> bool:
     """W&B runs offline (no account needed) unless the user sets WANDB_MODE=online."""
     return os.environ.get("WANDB_MODE", "").lower() != "online"
