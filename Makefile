@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu dataset pretrain-tiny sync-wandb clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny sync-wandb clean
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
 	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (26 min here)"
+	@echo "make bench-errors the bad-input suite, every case and its one error line -> experiments/benchmarks/bad_inputs.md"
 	@echo "make bench-gpu   full-size CogVideoX LoRA step time and memory (CUDA GPU only)"
 	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
 	@echo "make lint        ruff"
@@ -55,6 +56,9 @@ bench-data: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) -m src.benchmarks.train_default --figure
+
+bench-errors: $(STAMP)
+	$(PY) -m src.benchmarks.bad_inputs
 
 bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX LoRA steps -> experiments/benchmarks/gpu_step.*
 	$(PY) -m src.benchmarks.gpu_step

@@ -10,29 +10,41 @@ import lightning as L
 import numpy as np
 import torch
 
-from src.utils.frames import to_uint8_images
+from src.utils.frames import label_panels, to_uint8_images
+from src.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
 def trajectory_strip(degraded_fchw: torch.Tensor, generated_fchw: torch.Tensor) -> np.ndarray:
-    """(F, H, 3W, 3) uint8 frames: degraded input trajectory | generated | ground truth (clean)."""
+    """(F, H, 3W, 3) uint8 frames: degraded input trajectory | generated | ground truth (the
+    trajectory's clean last frame, on every frame), labelled "degraded", "generated", "target" at
+    the top left of each panel (no labels when H < 24: see ``label_panels``)."""
     clean = degraded_fchw[-1:].expand_as(degraded_fchw)
     panel = torch.cat([degraded_fchw, generated_fchw, clean], dim=-1)  # (F, C, H, 3W)
-    return to_uint8_images(panel)
+    return label_panels(to_uint8_images(panel), ["degraded", "generated", "target"])
 
 
 def write_gif(frames_fhwc: np.ndarray, path: Path, fps: float = 5.0) -> Path:
     from PIL import Image
 
+    from src.utils.io import atomic_path
+
+    if not fps > 0:
+        from src.utils.cli import ConfigError
+
+        raise ConfigError(f"fps must be > 0, got {fps}")
     images = [Image.fromarray(frame) for frame in frames_fhwc]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    with atomic_path(path) as temp:
+        images[0].save(
+            temp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+        )
     return path
 
 
 class FrameMetricsWriter(L.Callback):
     """After each validation: ``<run_dir>/frame_metrics.json`` (readable without W&B), and in
-    W&B a metric-vs-frame line chart and sample videos (degraded | generated | ground truth)."""
+    W&B a metric-vs-frame line chart and sample videos (degraded | generated | target, labelled)."""
 
     def __init__(self, output_dir: str, max_videos: int = 4):
         self.output_dir = Path(output_dir)
@@ -44,7 +56,7 @@ class FrameMetricsWriter(L.Callback):
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "frame_metrics.json"
-        path.write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
         samples_dir = self.output_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         gifs = []
@@ -81,7 +93,7 @@ class FrameMetricsWriter(L.Callback):
             payload["val/frame_table"] = table
             for key, gif in gifs:
                 payload[f"val/video/{key}"] = wandb.Video(
-                    str(gif), format="gif", caption="degraded | generated | ground truth"
+                    str(gif), format="gif", caption="degraded | generated | target"
                 )
             # No explicit step: W&B drops rows whose step is behind its own counter; Lightning's
             # WandbLogger keys its x-axis on "trainer/global_step" the same way.
@@ -131,3 +143,30 @@ class PrecomputeEncoderCache(L.Callback):
         log.info("encoder cache %s: %s", cache.directory, cache.stats)
         if self.offload_text_encoder:
             pl_module.offload_text_encoder()
+
+
+class InterruptCheckpoint(L.Callback):
+    """Ctrl-C during training: save ``<dirpath>/interrupted.ckpt`` (adapter, optimizer, scheduler
+    and loop state, like ``last.ckpt``) and say how to resume from it."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = Path(dirpath)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        import sys
+
+        path = self.dirpath / "interrupted.ckpt"
+        try:
+            trainer.save_checkpoint(path)
+        except Exception as err:  # noqa: BLE001 - say so, never mask the interrupt
+            print(f"interrupted at step {trainer.global_step}; saving {path} failed: {err}", file=sys.stderr)
+            return
+        print(
+            f"interrupted at step {trainer.global_step}: saved {path}; resume with the same command "
+            f"plus ckpt_path={path}",
+            file=sys.stderr,
+        )

@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.cli import ConfigError, InputError, UserError, check_device, hydra_cli, number, user_errors
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,13 @@ def _read_rgb(path: Path) -> np.ndarray:
     try:
         return load_image(Source(key=path.stem, path=path))
     except SourceError as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
+        raise InputError(f"cannot read {path}: {err}") from None
 
 
 def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     image = _read_rgb(path).astype(np.float64).mean(axis=-1) / 255.0
     if image.shape != shape:
-        raise ValueError(f"mask {path} is {image.shape[::-1]}, its image {shape[::-1]}")
+        raise InputError(f"mask {path} is {image.shape[::-1]}, its image {shape[::-1]}")
     return (image > 0.5).astype(np.float64)
 
 
@@ -101,6 +101,11 @@ def synthetic_items(data_cfg, degradation: dict, task: str, height: int, width: 
     return [functools.partial(load, s, c) for s in sources for c in range(clips_per_image)]
 
 
+def _named(loader: functools.partial, name: str) -> functools.partial:
+    loader.name = name  # what an unreadable image is listed as in frame_metrics.json's "unscored"
+    return loader
+
+
 def paired_items(data_cfg):
     """Loaders of the LQ/HQ pairs; the folders are listed and matched now (before the model
     loads), the pixels read one pair at a time."""
@@ -109,15 +114,23 @@ def paired_items(data_cfg):
 
     for key in ("lq_dir", "hq_dir"):
         if not data_cfg.get(key):
-            raise ValueError("data=paired needs data.lq_dir and data.hq_dir")
+            raise ConfigError("data=paired needs data.lq_dir and data.hq_dir")
         if not Path(str(data_cfg[key])).expanduser().is_dir():
-            raise ValueError(f"data.{key} must be an existing folder, got {data_cfg[key]!r}")
+            raise ConfigError(f"data.{key} must be an existing folder, got {data_cfg[key]!r}")
     lq_dir, hq_dir = data_cfg["lq_dir"], data_cfg["hq_dir"]
-    lq, _ = list_sources(lq_dir)
-    hq_by_key = {s.key: s for s in list_sources(hq_dir)[0]}
+    from src.data.images import SourceError
+
+    try:
+        lq, _ = list_sources(lq_dir)
+    except SourceError as err:
+        raise InputError(str(err).replace("source_dir", "data.lq_dir")) from None
+    try:
+        hq_by_key = {s.key: s for s in list_sources(hq_dir)[0]}
+    except SourceError as err:
+        raise InputError(str(err).replace("source_dir", "data.hq_dir")) from None
     pairs = [(s, hq_by_key[s.key]) for s in lq if s.key in hq_by_key]
     if not pairs:
-        raise ValueError(f"no file of {lq_dir} has a namesake in {hq_dir}")
+        raise InputError(f"no file of {lq_dir} has a namesake in {hq_dir}")
     if len(lq) > len(pairs):
         log.warning("%d degraded image(s) have no clean namesake and are left out", len(lq) - len(pairs))
     captions = _captions(data_cfg)
@@ -127,7 +140,7 @@ def paired_items(data_cfg):
         degraded = resize_uint8(degraded, *clean.shape[:2])  # a low-resolution sr input: bicubic up
         return EvalItem(lq_source.key, degraded, clean, caption=captions.get(lq_source.key))
 
-    return [functools.partial(load, lq_source, hq_source) for lq_source, hq_source in pairs]
+    return [_named(functools.partial(load, lq, hq), str(lq.path)) for lq, hq in pairs]
 
 
 def _reloblur_mask_path(root: Path, split: str, relative: Path, stem: str) -> Path | None:
@@ -140,17 +153,17 @@ def reloblur_items(data_cfg):
     """Loaders of ReLoBlur's blur/sharp pairs (+ masks); the layout is checked now."""
     root = Path(str(data_cfg.get("root") or "")).expanduser()
     if not data_cfg.get("root") or not root.is_dir():
-        raise ValueError(f"data=reloblur needs data.root (a ReLoBlur folder), got {data_cfg.get('root')!r}")
+        raise ConfigError(f"data=reloblur needs data.root (a ReLoBlur folder), got {data_cfg.get('root')!r}")
     split = str(data_cfg.get("split", "test"))
     blurred = sorted((root / split).glob("*/*/*_blur.png"))
     if not blurred:
-        raise ValueError(f"no {split}/<scene>/<idx>/<nn>_blur.png under {root}")
+        raise InputError(f"no {split}/<scene>/<idx>/<nn>_blur.png under {root}")
     captions = _captions(data_cfg)
 
     def load(blur: Path, sharp: Path, mask_path: Path | None, key: str) -> EvalItem:
         degraded, clean = _read_rgb(blur), _read_rgb(sharp)
         if degraded.shape != clean.shape:
-            raise ValueError(f"{blur} and {sharp} differ in size")
+            raise InputError(f"{blur} and {sharp} differ in size")
         mask = _read_mask(mask_path, clean.shape[:2]) if mask_path else None
         return EvalItem(key, degraded, clean, mask=mask, caption=captions.get(key))
 
@@ -158,11 +171,15 @@ def reloblur_items(data_cfg):
     for blur in blurred:
         sharp = blur.with_name(blur.name.replace("_blur.png", "_sharp.png"))
         if not sharp.is_file():
-            raise ValueError(f"{blur} has no sharp image {sharp.name}")
+            raise InputError(f"{blur} has no sharp image {sharp.name}")
         relative = blur.parent.relative_to(root / split)
         stem = blur.name[: -len("_blur.png")]
         mask_path = _reloblur_mask_path(root, split, relative, stem)
-        loaders.append(functools.partial(load, blur, sharp, mask_path, f"{relative.as_posix()}/{stem}"))
+        loaders.append(
+            _named(
+                functools.partial(load, blur, sharp, mask_path, f"{relative.as_posix()}/{stem}"), str(blur)
+            )
+        )
     return loaders
 
 
@@ -206,9 +223,15 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
 
     kind = str(cfg.data.kind)
     if kind not in DATA_KINDS:
-        raise ValueError(f"data must be one of {DATA_KINDS}, got {kind!r}")
+        raise ConfigError(f"data must be one of {DATA_KINDS}, got {kind!r}")
     if cfg.mode not in ("resize", "tiled"):
-        raise ValueError(f"mode must be resize or tiled, got {cfg.mode}")
+        raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
+    check_device(cfg.device)
+    number(cfg.seed, "seed")
+    for key in ("tile_overlap", "tile_batch", "samples"):
+        number(cfg[key], key)
+    if cfg.max_images is not None and number(cfg.max_images, "max_images") < 1:
+        raise ConfigError(f"max_images must be >= 1 (or null for all), got {cfg.max_images}")
     data_cfg = {**OmegaConf.to_container(cfg.data, resolve=True), "shared_dir": cfg.paths.shared_dir}
     loaders = None  # paired / ReLoBlur: their layout errors surface before the model loads
     if kind == "paired":
@@ -217,7 +240,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
         loaders = reloblur_items(data_cfg)
     restorer = load_restorer(cfg.ckpt, model_overrides(cfg), device=str(cfg.device))
     if kind == "reloblur" and restorer.task != "deblur":
-        raise ValueError(
+        raise ConfigError(
             f"ReLoBlur is a deblurring benchmark but the checkpoint is for {restorer.task}; "
             "use a deblur checkpoint (or task=deblur to force it)"
         )
@@ -242,8 +265,14 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     rows, per_image = [], []
     samples_dir = run_dir / "samples"
     started = time.time()
+    unscored = []  # [{"image", "reason"}]: what could not be read is listed, the rest is scored
     for index, load in enumerate(tqdm(loaders, desc=f"eval {kind}", unit="image")):
-        item = load()  # one image pair in memory at a time
+        try:
+            item = load()  # one image pair in memory at a time
+        except UserError as err:
+            log.warning("not scored: %s", err)
+            unscored.append({"image": getattr(load, "name", f"#{index + 1}"), "reason": str(err)})
+            continue
         prompt = restorer.prompt(item.caption)
         frames, info = restorer.restore(
             item.degraded,
@@ -276,10 +305,16 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
 
             samples_dir.mkdir(parents=True, exist_ok=True)
             panel = np.concatenate([item.degraded[None], frames, item.clean[None]])
-            Image.fromarray(strip_image(panel, 160)).save(samples_dir / f"{item.key.replace('/', '__')}.png")
+            labels = ["degraded", *(f"frame {k}" for k in range(1, len(frames) + 1)), "target"]
+            strip = strip_image(panel, 160, labels)
+            Image.fromarray(strip).save(samples_dir / f"{item.key.replace('/', '__')}.png")
     if not per_image:
-        raise ValueError("no images to evaluate")
+        reasons = "; ".join(u["reason"] for u in unscored[:3])
+        raise InputError(
+            f"no images to evaluate{': none could be read (' + reasons + ')' if unscored else ''}"
+        )
     metrics = aggregate(per_image, restorer, kind, lpips_model is not None)
+    metrics["unscored"] = unscored
     metrics["seconds"] = round(time.time() - started, 1)
     metrics["settings"] = {
         "data": data_cfg,
@@ -395,18 +430,28 @@ def render_table(metrics: dict) -> str:
             "| ours | " + " | ".join(_fmt(v, 3) for v in metrics["table1_lpips"]) + " |",
             "| paper | 0.335 | 0.330 | 0.323 | 0.319 | 0.316 | 0.318 | 0.316 | 0.317 | 0.317 |",
         ]
+    if metrics.get("unscored"):
+        lines += ["", f"Not scored ({len(metrics['unscored'])} image(s) could not be read):", ""]
+        lines += [f"- {u['image']}: {u['reason']}" for u in metrics["unscored"]]
     return "\n".join(lines) + "\n"
 
 
 def write_outputs(run_dir: Path, metrics: dict, rows: list[dict]) -> None:
+    """Each file appears whole (temp file + rename); frame_metrics.json last, as the sign of a
+    finished evaluation."""
+    import io
+
+    from src.utils.io import write_text_atomic
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "frame_metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    with open(run_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
-    (run_dir / "eval_table.md").write_text(render_table(metrics))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    write_text_atomic(run_dir / "metrics.csv", table.getvalue())
+    write_text_atomic(run_dir / "eval_table.md", render_table(metrics))
+    write_text_atomic(run_dir / "frame_metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
 
 
 def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
@@ -451,20 +496,17 @@ def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+@user_errors("python -m src.eval ckpt=<run dir | lora dir | .ckpt> data=<synthetic|paired|reloblur>")
+def main(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
-    from src.utils.cli import exit_on_user_error
-
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = exit_on_user_error(
-        lambda: evaluate(cfg, run_dir),
-        "python -m src.eval ckpt=<run dir | lora dir | .ckpt> data=<synthetic|paired|reloblur>",
-    )
+    metrics = evaluate(cfg, run_dir)
     if cfg.wandb:
         log_to_wandb(cfg, metrics, run_dir)
     print(render_table(metrics))
     log.info("eval outputs in %s", run_dir)
+    return metrics
 
 
 def _alias_data_group(argv: list[str]) -> list[str]:
@@ -473,5 +515,4 @@ def _alias_data_group(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], *_alias_data_group(sys.argv[1:])]
-    main()
+    hydra_cli(main, "eval", _alias_data_group)

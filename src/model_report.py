@@ -21,6 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.cli import hydra_cli, user_errors
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,14 @@ def estimate_memory(
 
 
 def model_report(cfg: DictConfig) -> dict:
-    from src.models.lora import add_lora
+    from src.models.lora import add_lora, validate_lora_config
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     lora_cfg = OmegaConf.to_container(cfg.lora, resolve=True)
+    # before any model is built: a typo costs a second, not a model load
+    validate_lora_config(
+        lora_cfg["rank"], lora_cfg["alpha"], lora_cfg["target_modules"], lora_cfg.get("dropout", 0.0)
+    )
     name = model_cfg["name"]
     if model_cfg.get("kind") == "tiny":
         from src.models.tiny import TINY_ARCHITECTURE, build_tiny_components
@@ -208,6 +213,7 @@ def format_report(report: dict) -> str:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+@user_errors("python -m src.model_report model=<tiny|cogvideox_5b_i2v|cogvideox1.5_5b_i2v> [lora.rank=N] ...")
 def main(cfg: DictConfig) -> None:
     report = model_report(cfg)
     print(format_report(report))
@@ -217,4 +223,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main, "train")

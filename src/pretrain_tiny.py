@@ -43,6 +43,7 @@ from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image, to
 from src.data.motion import STATIC_PHRASES, pretraining_clip
 from src.models import recipe
 from src.models.tiny import DEFAULT_WEIGHTS, TINY_ARCHITECTURE, build_tiny_components, save_tiny
+from src.utils.cli import ArgumentParser, ConfigError, MissingFileError, exit_on_user_error
 from src.utils.config import PROJECT_ROOT, shared_dir
 from src.utils.frames import to_float_tensor
 from src.utils.seeding import stable_seed
@@ -84,7 +85,7 @@ def training_photos(photos_dir: Path | None) -> dict[str, np.ndarray]:
     if photos_dir is not None:
         resolved, set5 = photos_dir.resolve(), set5_dir().resolve()
         if resolved == set5 or set5 in resolved.parents or resolved in set5.parents:
-            raise SystemExit(
+            raise ConfigError(
                 f"--photos-dir {photos_dir}: Set5 is the held-out validation set, never train on it"
             )
         sources, _ = list_sources(photos_dir)
@@ -165,7 +166,7 @@ class State:
                 for k, v in self.fingerprint.items()
                 if data["fingerprint"].get(k) != v
             }
-            raise SystemExit(
+            raise ConfigError(
                 f"{self.path} is a pretraining with other settings {diff} (saved, now); rerun with those "
                 "settings to continue it, or pass --fresh (or another --state-dir) to start over"
             )
@@ -469,7 +470,7 @@ def relative(path: Path) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vae-steps", type=int, default=2500)
     parser.add_argument("--vae-batch", type=int, default=4)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
@@ -516,7 +517,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     photos_dir = None if args.photos_dir.lower() == "none" else Path(args.photos_dir).expanduser()
     if photos_dir is not None and not photos_dir.is_dir():
-        raise SystemExit(
+        raise MissingFileError(
             f"--photos-dir {photos_dir} does not exist: point it at the McMaster photographs "
             "(../shared/data/mcmaster or $PROGRESTORE_SHARED/data/mcmaster), or pass --photos-dir none"
         )
@@ -625,4 +626,4 @@ def finish(components, state, record, photos, all_photos, held_out, arch, finger
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

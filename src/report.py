@@ -29,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+from src.utils.cli import ArgumentParser, ConfigError, UserError, report_user_error
 from src.utils.config import PROJECT_ROOT
 
 METRICS_FILE = "frame_metrics.json"
@@ -37,7 +38,7 @@ AXIS_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS (lower is be
 TITLES = {"psnr": "PSNR vs frame", "ssim": "SSIM vs frame", "lpips": "LPIPS vs frame"}
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A user-facing problem with the inputs; the CLI prints it as one line and exits with 2."""
 
 
@@ -302,7 +303,7 @@ def plot_curves(runs: list[dict], metric: str, path: str | Path, title: str | No
     left out with a note in the corner. Writes a PNG at ``path`` and returns it, or returns None
     (writing nothing) when no run has the metric."""
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if not any(_has_metric(run, metric) for run in runs):
         return None
     figure = _new_figure(6.4, 4.4)
@@ -504,7 +505,7 @@ def write_report(runs: list[dict], out_dir: Path, title: str, inputs: list[str],
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m src.report",
         description="Metric-vs-frame curves and a table for training runs (their frame_metrics.json).",
     )
@@ -543,11 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         if wandb_requested(args.wandb):
             where = log_to_wandb(runs, report["figures"], out_dir, title, args.wandb_project)
             print(f"logged to W&B: {where}")
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # e.g. an unwritable --out
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:  # the one user-error policy (src/utils/cli.py); bugs keep their traceback
+        if report_user_error(err) is None:
+            raise
         return 2
     print(f"{len(runs)} run(s) -> {out_dir / 'report.md'}")
     return 0

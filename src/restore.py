@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -19,6 +21,15 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from src.utils.cli import (
+    ConfigError,
+    InputError,
+    MissingFileError,
+    check_device,
+    hydra_cli,
+    number,
+    user_errors,
+)
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -43,7 +54,7 @@ def list_inputs(path: str) -> tuple[list, list[tuple[str, str]]]:
 
     target = Path(str(path)).expanduser()
     if not target.exists():
-        raise FileNotFoundError(f"input {target} does not exist")
+        raise MissingFileError(f"input {target} does not exist")
     if target.is_file():
         from src.data.images import Source
 
@@ -51,18 +62,34 @@ def list_inputs(path: str) -> tuple[list, list[tuple[str, str]]]:
     try:
         sources, skipped = list_sources(target)
     except ValueError as err:
-        raise ValueError(str(err).replace("source_dir", "input")) from None
+        raise InputError(str(err).replace("source_dir", "input")) from None
     return sources, skipped
 
 
-def strip_image(frames_fhwc: np.ndarray, max_height: int = 256) -> np.ndarray:
-    """The frames side by side (H', F * W', 3), each scaled to at most ``max_height`` rows."""
+def strip_image(
+    frames_fhwc: np.ndarray, max_height: int = 256, labels: list[str] | None = None
+) -> np.ndarray:
+    """The frames side by side (H', F * W', 3), each scaled to at most ``max_height`` rows and
+    labelled at its top left with ``labels`` (one per frame; ``[]`` for none). The default suits a
+    restored trajectory: "frame 1 (input)" (the model's rendition of the input, generated, not the
+    input itself), "frame k", "frame F (restored)" (= restored.png). Frames under 24 px high stay
+    unlabelled (see ``label_panels``)."""
     import cv2
+
+    from src.utils.frames import label_panels
 
     height, width = frames_fhwc.shape[1:3]
     scale = min(1.0, max_height / height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.concatenate([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames_fhwc], axis=1)
+    strip = np.concatenate([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames_fhwc], axis=1)
+    count = len(frames_fhwc)
+    if labels is None:
+        labels = ["frame 1 (input)", *(f"frame {k}" for k in range(2, count)), f"frame {count} (restored)"]
+        labels = labels if count > 1 else ["restored"]
+    labels = list(labels)
+    if labels and len(labels) != count:
+        raise ValueError(f"{len(labels)} labels for {count} frames")
+    return label_panels(strip, labels)
 
 
 def even_sized(frames_fhwc: np.ndarray) -> np.ndarray:
@@ -97,6 +124,46 @@ def write_outputs(frames_fhwc: np.ndarray, folder: Path, fps: float, gif_max_sid
     return {"frames": len(frames_fhwc), "size": [int(width), int(height)]}
 
 
+def check_writable(folder: Path, setting: str) -> None:
+    """Create ``folder`` and prove it writable now, before a model loads (one line, not a traceback)."""
+    from src.utils.cli import InputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:  # read-only, a file in the way, no space
+        reason = err.strerror or type(err).__name__
+        raise InputError(
+            f"{setting}={folder} is not writable ({reason}): choose another {setting}="
+        ) from None
+
+
+def merge_summary(path: Path, results: list[dict], failures: list[dict]) -> dict:
+    """``restore_summary.json`` of ``out_dir``, merged under a file lock: restores running into
+    the same ``out_dir`` keep each other's entries (an image restored again replaces its entry)."""
+    import fcntl
+
+    from src.utils.io import write_text_atomic
+
+    with open(path.with_name(".restore_summary.lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        previous = {}
+        if path.is_file():
+            try:
+                previous = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                log.warning("%s was damaged; writing it anew", path)
+        names = {r["name"] for r in results}
+        restored = [r for r in previous.get("restored", []) if r.get("name") not in names] + results
+        failed_paths = {f["path"] for f in failures}
+        skipped = [f for f in previous.get("skipped", []) if f.get("path") not in failed_paths] + failures
+        summary = {"out_dir": str(path.parent), "restored": restored, "skipped": skipped}
+        write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    return {"out_dir": str(path.parent), "restored": results, "skipped": failures}
+
+
 def restore_all(cfg: DictConfig) -> dict:
     from tqdm import tqdm
 
@@ -104,16 +171,27 @@ def restore_all(cfg: DictConfig) -> dict:
     from src.models.restorer import load_restorer, resize_uint8, resolve_checkpoint
     from src.prompts import load_captions
 
+    # Every setting, input and the output folder are checked before the model loads.
     if cfg.mode not in ("resize", "tiled"):
-        raise ValueError(f"mode must be resize or tiled, got {cfg.mode}")
-    if float(cfg.upscale) < 1.0:
-        raise ValueError(f"upscale must be >= 1, got {cfg.upscale}")
-    checkpoint = resolve_checkpoint(cfg.ckpt)  # checkpoint and input errors before the model loads
+        raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
+    if number(cfg.upscale, "upscale", float) < 1.0:
+        raise ConfigError(f"upscale must be >= 1, got {cfg.upscale}")
+    if not number(cfg.fps, "fps", float) > 0:
+        raise ConfigError(f"fps must be > 0 (frames per second of trajectory.mp4/.gif), got {cfg.fps}")
+    if number(cfg.gif_max_side, "gif_max_side") < 1:
+        raise ConfigError(f"gif_max_side must be >= 1, got {cfg.gif_max_side}")
+    number(cfg.seed, "seed")
+    if number(cfg.tile_batch, "tile_batch") < 1:
+        raise ConfigError(f"tile_batch must be >= 1, got {cfg.tile_batch}")
+    if number(cfg.tile_overlap, "tile_overlap") < 0:
+        raise ConfigError(f"tile_overlap must be >= 0, got {cfg.tile_overlap}")
+    check_device(cfg.device)
+    checkpoint = resolve_checkpoint(cfg.ckpt)
     sources, skipped = list_inputs(cfg.input)
     captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
     out_dir = Path(cfg.out_dir)  # resolved before the checkpoint's config is composed
+    check_writable(out_dir, "out_dir")
     restorer = load_restorer(checkpoint, model_overrides(cfg), device=str(cfg.device))
-    out_dir.mkdir(parents=True, exist_ok=True)
     results, failures = [], [{"path": path, "reason": reason} for path, reason in skipped]
     single = len(sources) == 1
     for source in tqdm(sources, desc="restore", unit="image", disable=single):
@@ -121,7 +199,7 @@ def restore_all(cfg: DictConfig) -> dict:
             image = load_image(source)
         except SourceError as err:
             if single:
-                raise ValueError(f"cannot read {source.path}: {err}") from None
+                raise InputError(f"cannot read {source.path}: {err}") from None
             log.warning("skipping %s: %s", source.path, err)
             failures.append({"path": str(source.path), "reason": str(err)})
             continue
@@ -141,7 +219,10 @@ def restore_all(cfg: DictConfig) -> dict:
             progress=True,
         )
         folder = out_dir / source.key.replace("/", "__")
-        written = write_outputs(frames, folder, float(cfg.fps), int(cfg.gif_max_side))
+        # Into a temp folder, renamed over the final one when complete: never a half result.
+        temp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(temp, ignore_errors=True)
+        written = write_outputs(frames, temp, float(cfg.fps), int(cfg.gif_max_side))
         record = {
             "input": str(Path(str(source.path)).resolve()) if source.path else source.key,
             "seed": int(cfg.seed),
@@ -152,23 +233,21 @@ def restore_all(cfg: DictConfig) -> dict:
             **restorer.description,
             "seconds": round(time.time() - started, 2),
         }
-        (folder / "restore.json").write_text(json.dumps(record, indent=2) + "\n")
+        (temp / "restore.json").write_text(json.dumps(record, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
         results.append({"name": source.key, "dir": str(folder), **record})
-    summary = {"out_dir": str(out_dir), "restored": results, "skipped": failures}
-    (out_dir / "restore_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = merge_summary(out_dir / "restore_summary.json", results, failures)
     log.info("restored %d image(s) into %s; skipped %d", len(results), out_dir, len(failures))
     return summary
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="restore", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from src.utils.cli import exit_on_user_error
-
-    exit_on_user_error(
-        lambda: restore_all(cfg),
-        "python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>",
-    )
+@user_errors("python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>")
+def main(cfg: DictConfig) -> dict:
+    return restore_all(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main, "restore")

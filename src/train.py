@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.cli import (
+    ConfigError,
+    MissingFileError,
+    drop_duplicate_lightning_handler,
+    hydra_cli,
+    number,
+    require_cuda,
+    user_errors,
+)
 from src.utils.config import CONFIG_DIR
+from src.utils.io import write_text_atomic
 
 log = logging.getLogger("src.train")
 
@@ -32,19 +41,24 @@ def validate_config(cfg: DictConfig) -> None:
     from src.models.recipe import latent_frame_count
 
     check_task(cfg.task.name)
+    number(cfg.seed, "seed")
+    for key in ("frames", "height", "width"):
+        number(cfg.model[key], f"model.{key}")
+    for key in ("max_steps", "accumulate_grad_batches", "log_every_n_steps"):
+        if cfg.trainer.get(key) is not None:
+            number(cfg.trainer[key], f"trainer.{key}")
     validate_lora_config(cfg.lora.rank, cfg.lora.alpha, cfg.lora.target_modules, cfg.lora.dropout)
     latent_frame_count(int(cfg.model.frames))
     if int(cfg.model.height) % 8 or int(cfg.model.width) % 8:
-        raise ValueError(f"model resolution {cfg.model.width}x{cfg.model.height} must be a multiple of 8")
+        raise ConfigError(f"model resolution {cfg.model.width}x{cfg.model.height} must be a multiple of 8")
     if cfg.prompt.mode not in ("uniform", "adaptive"):
-        raise ValueError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
-    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path {cfg.ckpt_path} does not exist")
+        raise ConfigError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
+    if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda"):
+        require_cuda(f"trainer.accelerator={cfg.trainer.accelerator} (trainer=gpu / trainer=ddp)")
+    if cfg.ckpt_path:
+        check_resume_checkpoint(cfg)
     if cfg.model.get("optimizer_8bit"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError("model.optimizer_8bit=true needs a CUDA GPU (bitsandbytes AdamW8bit)")
+        require_cuda("model.optimizer_8bit=true (bitsandbytes AdamW8bit)")
     if cfg.model.get("kind") == "diffusers":
         from src.models.cogvideox import PUBLISHED_ARCHITECTURES, check_geometry, resolve_model_dir
 
@@ -59,6 +73,36 @@ def validate_config(cfg: DictConfig) -> None:
         resolve_model_dir(
             cfg.model.name, cfg.model.path, cfg.model.get("revision"), bool(cfg.model.get("download"))
         )
+
+
+def check_resume_checkpoint(cfg: DictConfig) -> None:
+    """``ckpt_path`` must be a readable adapter checkpoint of this platform, of the same model,
+    LoRA shape and geometry, and -- unless ``ckpt_allow_mismatch=true`` -- the same task and prompt."""
+    from src.models.restorer import check_resume, read_lightning_checkpoint
+
+    if not Path(str(cfg.ckpt_path)).expanduser().is_file():
+        raise MissingFileError(
+            f"ckpt_path={cfg.ckpt_path} does not exist: pass the last.ckpt of an earlier run"
+        )
+    checkpoint = read_lightning_checkpoint(cfg.ckpt_path)
+    run = {
+        "model": _container(cfg.model),
+        "lora": _container(cfg.lora),
+        "task": cfg.task.name,
+        "prompt_mode": cfg.prompt.mode,
+    }
+    check_resume(checkpoint, cfg.ckpt_path, run, bool(cfg.get("ckpt_allow_mismatch", False)))
+    # A OneCycleLR schedule is fixed at its start: its state ends at the first run's max_steps, and
+    # torch raises deep inside the loop when a resumed run steps past it.
+    planned = (cfg.get("lr_scheduler") or {}).get("total_steps")
+    for scheduler in checkpoint.get("lr_schedulers") or []:
+        total = scheduler.get("total_steps") if isinstance(scheduler, dict) else None
+        if cfg.train and total is not None and planned is not None and int(planned) != int(total):
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: its one-cycle LR schedule ends at step {total}, this run's at "
+                f"{planned} (trainer.max_steps={cfg.trainer.max_steps}); resume with trainer.max_steps={total}, or "
+                "lr_scheduler=null (constant LR) to train on longer"
+            )
 
 
 def build_datamodule(cfg: DictConfig):
@@ -116,6 +160,7 @@ def build_callbacks(cfg: DictConfig) -> list:
 def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dict:
     import lightning as L
 
+    drop_duplicate_lightning_handler()
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
@@ -129,7 +174,13 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         logger.log_hyperparams({**_container(cfg), **counts, "run_dir": str(run_dir)})
     started = time.time()
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        except SystemExit:
+            # Lightning exits 1 after Ctrl-C (InterruptCheckpoint has saved interrupted.ckpt)
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     already_validated = (module.last_frame_metrics or {}).get("global_step") == trainer.global_step
     if cfg.validate and not already_validated:
         # train=false ckpt_path=...: evaluate a checkpoint (e.g. with other sampling settings).
@@ -171,7 +222,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
             },
         )
         summary["lora_dir"] = str(directory)
-    (run_dir / "run_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(run_dir / "run_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     log.info("run dir: %s", run_dir)
     if module.last_frame_metrics:
         m = module.last_frame_metrics
@@ -186,9 +237,14 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
     return summary
 
 
-def task_wrapper(cfg: DictConfig) -> dict | None:
-    """Runs one job and always closes W&B. In a multirun a failing job is logged and recorded
-    (FAILED.txt in its run dir) so the other jobs of the sweep still run; a single run exits 1."""
+USAGE = "python -m src.train task=<sr|deblur|lowlight> prompt=<uniform|adaptive> [key=value ...]"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@user_errors(USAGE)
+def main(cfg: DictConfig) -> dict:
+    """One job; W&B is always closed. The user-error policy (one line, exit 2; a failing multirun
+    job recorded in FAILED.txt while the sweep goes on) is src.utils.cli's."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -198,16 +254,6 @@ def task_wrapper(cfg: DictConfig) -> dict | None:
     sweep_group = Path(hydra_cfg.sweep.dir).name if multirun else None
     try:
         return train(cfg, run_dir, sweep_group)
-    except (ValueError, FileNotFoundError) as err:
-        log.error("%s", err)
-        (run_dir / "FAILED.txt").write_text(f"{type(err).__name__}: {err}\n")
-        if not multirun:
-            sys.exit(2)
-    except Exception as err:
-        log.exception("job failed")
-        (run_dir / "FAILED.txt").write_text(f"{type(err).__name__}: {err}\n")
-        if not multirun:
-            raise
     finally:
         try:
             import wandb
@@ -216,13 +262,7 @@ def task_wrapper(cfg: DictConfig) -> dict | None:
                 wandb.finish()
         except ImportError:
             pass
-    return None
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> None:
-    task_wrapper(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main, "train")

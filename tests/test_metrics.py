@@ -277,6 +277,7 @@ def test_lpips_weights_from_env_and_torchvision_checkpoint(tmp_path, monkeypatch
     torch.save(full, hub / "alexnet-owt-7be5be79.pth")
     monkeypatch.delenv(ALEXNET_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("PROGRESTORE_SHARED", str(tmp_path))  # no shared LPIPS trunk either
     monkeypatch.setenv(LIN_ENV, str(lin))
     model = load_lpips()
     assert model is not None
@@ -291,6 +292,7 @@ def test_load_lpips_missing_files_warns_once(tmp_path, monkeypatch):
     from src.metrics.lpips import ALEXNET_ENV, LIN_ENV, load_lpips
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("PROGRESTORE_SHARED", str(tmp_path))  # no shared LPIPS trunk either
     monkeypatch.delenv(ALEXNET_ENV, raising=False)
     monkeypatch.delenv(LIN_ENV, raising=False)
     with warnings.catch_warnings(record=True) as caught:
@@ -408,6 +410,7 @@ def test_cli_crop_border_and_missing_lpips_weights(tmp_path):
     Image.fromarray(other).save(tmp_path / "b.png")
     env = {
         "TORCH_HOME": str(tmp_path),
+        "PROGRESTORE_SHARED": str(tmp_path),  # no shared AlexNet trunk: the torch hub path is reported
         "PROGRESTORE_ALEXNET_WEIGHTS": "",
         "PROGRESTORE_LPIPS_LIN_WEIGHTS": str(tmp_path / "missing_lin.pth"),
     }

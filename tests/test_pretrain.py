@@ -16,6 +16,7 @@ from src.data.motion import (
     natural_motion_clip,
     pretraining_clip,
 )
+from src.utils.cli import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +140,14 @@ def test_pretraining_refuses_to_continue_with_other_settings(tmp_path):
     common = ["--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "o.safetensors")]
     common += ["--record", str(tmp_path / "r.json"), "--stop-after", "vae"]
     main([*TINY_RUN, *common])
-    with pytest.raises(SystemExit, match="other settings.*vae_lr"):
+    with pytest.raises(ConfigError, match="other settings.*vae_lr"):
         main([*TINY_RUN, *common, "--vae-lr", "1e-4"])
 
 
 def test_pretraining_never_trains_on_set5(tmp_path):
     from src.pretrain_tiny import main
 
-    with pytest.raises(SystemExit, match="Set5 is the held-out"):
+    with pytest.raises(ConfigError, match="Set5 is the held-out"):
         main([*TINY_RUN[:-4], "--photos-dir", "../shared/data/set5", "--state-dir", str(tmp_path)])
 
 

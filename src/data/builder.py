@@ -40,6 +40,7 @@ from src.data.images import (
     load_image,
 )
 from src.prompts import PROMPT_MODES, load_captions, prompt_file_name, prompts_for
+from src.utils.cli import UserError
 from src.utils.io import write_text_atomic
 from src.utils.seeding import stable_seed
 
@@ -52,7 +53,7 @@ DATASET_FILES = ("videos.txt", "prompt.txt", "metadata.jsonl", "build_report.jso
 )
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError, RuntimeError):
     """A build that cannot start (bad settings, unsafe output dir); the message says what to do."""
 
 
@@ -238,19 +239,34 @@ def _read_json(path: Path):
         return None
 
 
-def prepare_out_dir(spec: BuildSpec, overwrite: bool) -> None:
-    """Create ``out_dir`` or check it holds a compatible build; never clobber anything silently."""
+def prepare_out_dir(spec: BuildSpec, overwrite: bool):
+    """Create ``out_dir`` or check it holds a compatible build; never clobber anything silently.
+    One build at a time per dataset: the lock (held until the process ends) is taken before
+    anything is deleted, so a second build fails at once instead of removing the first one's
+    clips or temporary files."""
+    from src.utils.rundir import RunDirInUse, hold_lock, write_owner
+
     out_dir = spec.out_dir
     manifest_path = out_dir / MANIFEST_NAME
     fingerprint = spec.fingerprint()
-    if out_dir.exists() and any(out_dir.iterdir()):
+    foreign = out_dir.exists() and any(p.name != ".build.lock" for p in out_dir.iterdir())
+    if foreign and _read_json(manifest_path) is None:
+        raise BuildError(
+            f"out_dir {out_dir} exists and is not a progrestore dataset (no {MANIFEST_NAME}); "
+            "choose an empty or new out_dir (nothing was deleted)"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        handle, _ = hold_lock(
+            out_dir / ".build.lock",
+            f"out_dir {out_dir} is being built by another process ({{owner}}); wait for it or choose another out_dir",
+        )
+    except RunDirInUse as err:
+        raise BuildError(str(err)) from None
+    write_owner(handle, "build")
+    try:
         manifest = _read_json(manifest_path)
-        if manifest is None:
-            raise BuildError(
-                f"out_dir {out_dir} exists and is not a progrestore dataset (no {MANIFEST_NAME}); "
-                "choose an empty or new out_dir (nothing was deleted)"
-            )
-        if manifest.get("fingerprint") != fingerprint:
+        if manifest is not None and manifest.get("fingerprint") != fingerprint:
             if not overwrite:
                 old = manifest.get("fingerprint") or {}
                 changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
@@ -263,16 +279,26 @@ def prepare_out_dir(spec: BuildSpec, overwrite: bool) -> None:
                 shutil.rmtree(out_dir / name, ignore_errors=True)
             for name in DATASET_FILES:
                 (out_dir / name).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
-    # Leftovers of a killed build: temporary clips and records are never valid.
-    for folder in (out_dir, out_dir / "videos", out_dir / "frames", out_dir / RECORDS_DIR):
-        if folder.is_dir():
-            for stale in folder.glob(".*.tmp-*"):
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    _write_json_atomic(
-        manifest_path, {"builder": "progrestore.build_dataset", "version": 1, "fingerprint": fingerprint}
-    )
+        (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
+        # Leftovers of a killed build: temporary clips and records are never valid.
+        for folder in (out_dir, out_dir / "videos", out_dir / "frames", out_dir / RECORDS_DIR):
+            if folder.is_dir():
+                for stale in folder.glob(".*.tmp-*"):
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        _write_json_atomic(
+            manifest_path, {"builder": "progrestore.build_dataset", "version": 1, "fingerprint": fingerprint}
+        )
+    except BaseException:
+        release_build_lock(handle)
+        raise
+    return handle  # the build lock: release_build_lock() when the build ends
+
+
+def release_build_lock(handle) -> None:
+    """Remove and release the build lock: the dataset keeps no trace of it (its files are
+    identical whoever built them)."""
+    Path(handle.name).unlink(missing_ok=True)
+    handle.close()
 
 
 def finished_record(spec: BuildSpec, job: ClipJob) -> dict | None:
@@ -374,60 +400,62 @@ def build_dataset(
         sources, ignored = list_sources(spec.source_dir)
     except (SourceError, FileNotFoundError, ValueError) as err:
         raise BuildError(str(err)) from None
-    prepare_out_dir(spec, overwrite)
-
-    jobs = plan_jobs(spec, sources)
-    done = {job.name: record for job in jobs if (record := finished_record(spec, job)) is not None}
-    todo = [job for job in jobs if job.name not in done]
-    report = BuildReport(
-        out_dir=str(spec.out_dir), reused=len(done), ignored_files=[list(i) for i in ignored]
-    )
-    if done:
-        log.info("resuming: %d of %d clips already built in %s", len(done), len(jobs), spec.out_dir)
-
-    workers = (os.cpu_count() or 1) if num_workers is None else max(0, int(num_workers))
-    workers = min(workers, len(todo))
-    start = time.perf_counter()
-    results: dict[str, dict] = {}
-    bar = tqdm(total=len(todo), unit="clip", desc=f"build {spec.task}", disable=not progress or not todo)
+    lock = prepare_out_dir(spec, overwrite)
     try:
-        if workers <= 1:
-            _worker_init()
-            iterator = (build_one(spec, job) for job in todo)
-            pool = None
-        else:
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
-            iterator = pool.imap_unordered(_build_one_star, [(spec, job) for job in todo], chunksize=1)
-        for result in iterator:
-            results[result["clip"]] = result
-            bar.update(1)
-            if "skipped" in result:
-                bar.write(f"skipped {result['source']}: {result['skipped']}")
-        if pool is not None:
-            pool.close()
-            pool.join()
-    except BaseException:
-        if workers > 1 and "pool" in locals() and pool is not None:
-            pool.terminate()
-        raise
-    finally:
-        bar.close()
-    report.seconds = time.perf_counter() - start
+        jobs = plan_jobs(spec, sources)
+        done = {job.name: record for job in jobs if (record := finished_record(spec, job)) is not None}
+        todo = [job for job in jobs if job.name not in done]
+        report = BuildReport(
+            out_dir=str(spec.out_dir), reused=len(done), ignored_files=[list(i) for i in ignored]
+        )
+        if done:
+            log.info("resuming: %d of %d clips already built in %s", len(done), len(jobs), spec.out_dir)
 
-    records = []
-    for job in jobs:
-        record = done.get(job.name) or results.get(job.name)
-        if record is None or "skipped" in record:
-            if record is not None:
-                report.skipped.append(record)
-            continue
-        records.append(record)
-    report.built = sum(1 for r in results.values() if "skipped" not in r)
-    report.total_clips = len(records)
-    report.clips_per_second = report.built / report.seconds if report.seconds > 0 else 0.0
-    report.upscaled_sources = len({r["source_key"] for r in records if r.get("upscaled")})
-    if not records:
-        raise BuildError("no clip could be built:\n" + report.summary())
-    report.uncaptioned_clips = write_index(spec, records, task_cfg, prompt_mode, captions)
-    _write_json_atomic(spec.out_dir / "build_report.json", asdict(report))
-    return report
+        workers = (os.cpu_count() or 1) if num_workers is None else max(0, int(num_workers))
+        workers = min(workers, len(todo))
+        start = time.perf_counter()
+        results: dict[str, dict] = {}
+        bar = tqdm(total=len(todo), unit="clip", desc=f"build {spec.task}", disable=not progress or not todo)
+        try:
+            if workers <= 1:
+                _worker_init()
+                iterator = (build_one(spec, job) for job in todo)
+                pool = None
+            else:
+                pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+                iterator = pool.imap_unordered(_build_one_star, [(spec, job) for job in todo], chunksize=1)
+            for result in iterator:
+                results[result["clip"]] = result
+                bar.update(1)
+                if "skipped" in result:
+                    bar.write(f"skipped {result['source']}: {result['skipped']}")
+            if pool is not None:
+                pool.close()
+                pool.join()
+        except BaseException:
+            if workers > 1 and "pool" in locals() and pool is not None:
+                pool.terminate()
+            raise
+        finally:
+            bar.close()
+        report.seconds = time.perf_counter() - start
+
+        records = []
+        for job in jobs:
+            record = done.get(job.name) or results.get(job.name)
+            if record is None or "skipped" in record:
+                if record is not None:
+                    report.skipped.append(record)
+                continue
+            records.append(record)
+        report.built = sum(1 for r in results.values() if "skipped" not in r)
+        report.total_clips = len(records)
+        report.clips_per_second = report.built / report.seconds if report.seconds > 0 else 0.0
+        report.upscaled_sources = len({r["source_key"] for r in records if r.get("upscaled")})
+        if not records:
+            raise BuildError("no clip could be built:\n" + report.summary())
+        report.uncaptioned_clips = write_index(spec, records, task_cfg, prompt_mode, captions)
+        _write_json_atomic(spec.out_dir / "build_report.json", asdict(report))
+        return report
+    finally:
+        release_build_lock(lock)

@@ -15,6 +15,8 @@ import av
 import cv2
 import numpy as np
 
+from src.utils.cli import ConfigError, InputError
+
 FORMATS = ("mp4", "png")
 
 
@@ -39,7 +41,7 @@ class EncoderSettings:
         try:
             return cls(**dict(cfg or {}))
         except TypeError as err:
-            raise ValueError(f"encoder settings: {err}") from None
+            raise ConfigError(f"encoder settings: {err}") from None
 
 
 def write_mp4(
@@ -98,7 +100,7 @@ def write_clip_atomic(
         elif fmt == "png":
             write_png_folder(frames, temp_path)
         else:
-            raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+            raise ConfigError(f"unknown format {fmt!r}; choose one of {FORMATS}")
         if final_path.is_dir():
             shutil.rmtree(final_path)
         os.replace(temp_path, final_path)
@@ -116,7 +118,7 @@ def read_clip(path: str | Path) -> np.ndarray:
     if path.is_dir():
         files = sorted(path.glob("*.png"))
         if not files:
-            raise ValueError(f"no PNG frames in {path}")
+            raise InputError(f"no PNG frames in {path}")
         return np.stack([cv2.imread(str(f), cv2.IMREAD_COLOR)[..., ::-1] for f in files])
     import decord
 

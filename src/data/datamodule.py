@@ -13,7 +13,6 @@ Validation always uses *source images* that no training clip comes from. A batch
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -25,7 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.degradations import DegradationPreset, make_clip
 from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
 from src.prompts import load_captions, prompt_file_name, prompts_for
+from src.utils.cli import ConfigError, InputError, MissingFileError
 from src.utils.frames import to_float_tensor
+from src.utils.io import confined, read_jsonl, read_text
 from src.utils.seeding import stable_seed
 
 log = logging.getLogger(__name__)
@@ -152,37 +153,58 @@ def collate_clips(items: list[dict | None]) -> dict | None:
 def read_built_dataset(root: Path, prompt_mode: str, frames: int) -> list[dict]:
     """Entries (video, prompt, source) of a built dataset, checked for consistency."""
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"dataset dir {root} does not exist; build it with `python -m src.build_dataset task=...` "
             "or train with data=synthetic"
         )
     videos_file = root / "videos.txt"
     if not videos_file.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{videos_file} is missing: {root} is not a finished dataset (rerun the build to resume)"
         )
-    videos = videos_file.read_text(encoding="utf-8").splitlines()
+    videos = read_text(videos_file, "the dataset's clip list").splitlines()
+    outside = [v for v in videos if not v.strip() or not confined(root, v)]
+    if outside:
+        raise InputError(
+            f"{videos_file} lists {len(outside)} path(s) outside {root} (or empty lines): "
+            f"{', '.join(repr(v) for v in outside[:5])}; every clip must lie inside the dataset folder "
+            "(e.g. videos/<name>.mp4): rebuild the dataset or fix the file"
+        )
     prompt_path = root / prompt_file_name(prompt_mode)
     if not prompt_path.is_file():
         prompt_path = root / "prompt.txt"
         log.warning("%s has no %s; using prompt.txt", root, prompt_file_name(prompt_mode))
-    prompts = prompt_path.read_text(encoding="utf-8").splitlines()
+    prompts = read_text(prompt_path, "the dataset's prompts").splitlines()
     if len(prompts) != len(videos):
-        raise ValueError(
+        raise InputError(
             f"{prompt_path} has {len(prompts)} lines but videos.txt has {len(videos)}: they must be line-aligned"
         )
     sources = [v for v in videos]
     metadata_path = root / "metadata.jsonl"
     if metadata_path.is_file():
-        records = [json.loads(line) for line in metadata_path.read_text(encoding="utf-8").splitlines()]
+        records = read_jsonl(metadata_path, "the dataset's clip records")
         if len(records) == len(videos):
             sources = [r.get("source_key", r.get("source")) for r in records]
             built_frames = {r.get("frames") for r in records}
             if built_frames != {frames}:
-                raise ValueError(
+                raise InputError(
                     f"{root} holds {sorted(built_frames)}-frame clips but the model is set to {frames} frames"
                 )
     return [{"video": v, "prompt": p, "source": s} for v, p, s in zip(videos, prompts, sources, strict=True)]
+
+
+def _require_a_readable_clip(dataset: BuiltClips, name: str, root: Path) -> None:
+    """Decode clips until one works (normally the first): a dataset whose every clip is missing
+    or unreadable fails here, naming them, instead of inside the training loop."""
+    for index in range(len(dataset)):
+        if dataset[index] is not None:
+            dataset.failures.clear()  # counted again when training reads them
+            return
+    listed = "; ".join(dataset.failures[:3])
+    raise InputError(
+        f"none of the {len(dataset)} {name} clips of {root} can be read ({listed}"
+        f"{'; ...' if len(dataset.failures) > 3 else ''}): rebuild the dataset with python -m src.build_dataset"
+    )
 
 
 class ProgressionDataModule(L.LightningDataModule):
@@ -214,7 +236,7 @@ class ProgressionDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if source not in ("synthetic", "dataset"):
-            raise ValueError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
+            raise ConfigError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
         self.task, self.prompt_mode, self.task_prompts = task, prompt_mode, dict(task_prompts)
         self.preset = DegradationPreset.from_dict(dict(degradation))
         self.height, self.width, self.frames, self.seed = height, width, frames, seed
@@ -251,7 +273,7 @@ class ProgressionDataModule(L.LightningDataModule):
                 continue
             prompts[source.key] = self._prompt(captions.get(source.key) or captions.get(source.path.name))
         if not images:
-            raise ValueError(f"no readable images in {folder}")
+            raise InputError(f"no readable images in {folder}")
         return images, prompts
 
     def _shared_or(self, value: str | None, name: str) -> str | None:
@@ -296,14 +318,14 @@ class ProgressionDataModule(L.LightningDataModule):
             val_images, val_prompts = self._load_folder(val_dir, captions)
         else:
             if self.source_dir:
-                raise ValueError(
+                raise InputError(
                     "data.val_source_dir is required with data.source_dir (validation must use held-out images)"
                 )
             val_images = {k: load_image(Source(k)) for k in self.val_holdout}
             val_prompts = {k: self._prompt(BUNDLED_PHOTOS[k]) for k in self.val_holdout}
         overlap = set(train_images) & set(val_images)
         if overlap and (self.source_dir or not val_dir):
-            raise ValueError(f"validation images {sorted(overlap)} are also training images")
+            raise InputError(f"validation images {sorted(overlap)} are also training images")
         common = dict(
             task=self.task,
             preset=self.preset,
@@ -340,7 +362,7 @@ class ProgressionDataModule(L.LightningDataModule):
         entries = read_built_dataset(root, self.prompt_mode, self.frames)
         sources = sorted({e["source"] for e in entries})
         if len(sources) < 2:
-            raise ValueError(
+            raise InputError(
                 f"{root} has clips of {len(sources)} source image(s); validation needs a held-out image"
             )
         order = sorted(sources, key=lambda s: stable_seed(self.seed, "val-split", s))
@@ -350,6 +372,8 @@ class ProgressionDataModule(L.LightningDataModule):
         val = [e for e in entries if e["source"] in val_sources]
         self.train_set = BuiltClips(root, train, self.height, self.width, self.frames)
         self.val_set = BuiltClips(root, val, self.height, self.width, self.frames)
+        for name, dataset in (("training", self.train_set), ("validation", self.val_set)):
+            _require_a_readable_clip(dataset, name, root)
         self.description = {
             "source": str(root),
             "train_clips": len(train),

@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 from scipy.special import ndtri
 
+from src.utils.cli import ConfigError, InputError
+
 TASKS = ("sr", "deblur", "lowlight")
 
 # The paper's clips are 1360x768; kernel lengths and blur radii are specified at that size and
@@ -77,16 +79,16 @@ class DegradationPreset:
             for name, value in list(sub.items()):
                 if isinstance(value, list | tuple):
                     if len(value) != 2 or float(value[0]) > float(value[1]):
-                        raise ValueError(f"degradation.{key}.{name} must be [low, high], got {value}")
+                        raise ConfigError(f"degradation.{key}.{name} must be [low, high], got {value}")
                     sub[name] = (float(value[0]), float(value[1]))
             try:
                 return kind(**sub)
             except TypeError as err:
-                raise ValueError(f"degradation.{key}: {err}") from None
+                raise ConfigError(f"degradation.{key}: {err}") from None
 
         mode = cfg.get("mode", "schedule")
         if mode not in ("schedule", "interpolate"):
-            raise ValueError(f"degradation.mode must be 'schedule' or 'interpolate', got {mode!r}")
+            raise ConfigError(f"degradation.mode must be 'schedule' or 'interpolate', got {mode!r}")
         preset = cls(
             name=str(cfg.get("name", "custom")),
             mode=mode,
@@ -97,16 +99,16 @@ class DegradationPreset:
         )
         lo, hi = preset.sr.scale_min
         if not 0.0 < lo <= hi < 1.0:
-            raise ValueError(f"degradation.sr.scale_min must lie in (0, 1), got {preset.sr.scale_min}")
+            raise ConfigError(f"degradation.sr.scale_min must lie in (0, 1), got {preset.sr.scale_min}")
         if preset.deblur.kernel_max_px[0] < 0:
-            raise ValueError("degradation.deblur.kernel_max_px must be >= 0")
+            raise ConfigError("degradation.deblur.kernel_max_px must be >= 0")
         return preset
 
 
 def linear_strengths(num_frames: int) -> np.ndarray:
     """s_t = 1 - (t-1)/(T-1) for t = 1..T: 1 at the degraded first frame, 0 at the clean last."""
     if num_frames < 2:
-        raise ValueError(f"a progression clip needs at least 2 frames, got {num_frames}")
+        raise ConfigError(f"a progression clip needs at least 2 frames, got {num_frames}")
     return 1.0 - np.arange(num_frames, dtype=np.float64) / (num_frames - 1)
 
 
@@ -392,7 +394,7 @@ _PER_FRAME_KEYS = {
 
 def check_task(task: str) -> str:
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return task
 
 
@@ -408,7 +410,7 @@ def interpolation_weights(num_frames: int) -> list[float]:
 def render_interpolate(lq_image: np.ndarray, hq_image: np.ndarray, alphas: list[float]) -> np.ndarray:
     """I_t = (1 - a_t) I_LQ + a_t I_HQ (V-Bridge pseudo-temporal sequence), (F, H, W, 3) uint8."""
     if lq_image.shape != hq_image.shape:
-        raise ValueError(f"LQ image {lq_image.shape} and HQ image {hq_image.shape} must match")
+        raise InputError(f"LQ image {lq_image.shape} and HQ image {hq_image.shape} must match")
     lq, hq = lq_image.astype(np.float32), hq_image.astype(np.float32)
     frames = [np.clip(np.rint((1.0 - a) * lq + a * hq), 0, 255).astype(np.uint8) for a in alphas]
     frames[-1] = hq_image.copy()
@@ -460,7 +462,7 @@ def make_clip(
     params = sample_params(task, rng, preset, num_frames, height, width)
     if lq_image is not None:
         if preset.mode != "interpolate":
-            raise ValueError("an external LQ image needs the 'interpolate' degradation mode")
+            raise ConfigError("an external LQ image needs the 'interpolate' degradation mode")
         params["lq"] = {"external": True}
     return render_clip(task, image, params, lq_image=lq_image), params
 

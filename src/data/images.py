@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from src.utils.cli import InputError
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 # The colour photographs that ship inside the scikit-image wheel (no download), with scene
@@ -33,7 +35,7 @@ BUNDLED_PHOTOS: dict[str, str] = {
 _BUNDLED_LOADERS = {"motorcycle": lambda data: data.stereo_motorcycle()[0]}
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """A source image that cannot be used; the message says why."""
 
 

@@ -20,32 +20,32 @@ from pathlib import Path
 
 import numpy as np
 
+from src.utils.cli import ArgumentParser, UserError, report_user_error
+
 EXIT_USAGE = 2
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A user-facing error: printed as one line, exit status 2."""
 
 
 def read_rgb(path: str) -> np.ndarray:
     """An image file as uint8 (H, W, 3) RGB."""
-    from PIL import Image, UnidentifiedImageError
+    from src.data.images import Source, SourceError, load_image
 
     p = Path(path)
     if not p.exists():
         raise CliError(f"file not found: {path}")
     if not p.is_file():
         raise CliError(f"not a file: {path}")
-    try:
-        with Image.open(p) as img:
-            img.load()  # decode now, so that truncated files fail here
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    try:  # the one image convention of every tool (16-bit, palette, CMYK, alpha, grayscale)
+        return load_image(Source(key=p.stem, path=p))
+    except SourceError as err:
         raise CliError(f"cannot read image {path}: {err}") from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m src.metrics",
         description="PSNR / SSIM (BasicSR conventions) and LPIPS(alex, v0.1) of two images, as JSON.",
     )
@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crop-border", type=int, default=0, help="pixels removed on each side (default 0)")
     parser.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma Y instead of RGB")
     parser.add_argument(
-        "--alexnet", help="AlexNet trunk weights (else $PROGRESTORE_ALEXNET_WEIGHTS, torch hub)"
+        "--alexnet",
+        help="AlexNet trunk weights (else $PROGRESTORE_ALEXNET_WEIGHTS, else where training finds them: "
+        "<shared>/weights/lpips/alexnet_features.pth, else torch hub)",
     )
     parser.add_argument(
         "--lpips-lin",
@@ -133,8 +135,9 @@ def run(argv: list[str] | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = run(argv)
-    except CliError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the cause
+    except Exception as err:  # the one user-error policy (src/utils/cli.py); bugs keep their traceback
+        if report_user_error(err) is None:
+            raise
         return EXIT_USAGE
     print(json.dumps(result, allow_nan=False))
     return 0

@@ -23,12 +23,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import pickle
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from src.utils.cli import InputError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class LPIPS(nn.Module):
             k.removeprefix("features."): v for k, v in alexnet_state.items() if k.startswith("features.")
         }
         if not trunk:
-            raise ValueError(
+            raise InputError(
                 "no AlexNet trunk weights (keys 'features.{0,3,6,8,10}.{weight,bias}') in the state dict"
             )
         self.features.load_state_dict(trunk, strict=True)
@@ -90,7 +91,7 @@ class LPIPS(nn.Module):
         for k, lin in enumerate(self.lins):
             key = f"lin{k}.model.1.weight"
             if key not in lin_state:
-                raise ValueError(f"LPIPS linear weights lack {key!r} (is this LPIPS v0.1 alex.pth?)")
+                raise InputError(f"LPIPS linear weights lack {key!r} (is this LPIPS v0.1 alex.pth?)")
             lin.weight.data.copy_(lin_state[key].float().view_as(lin.weight))
         self.requires_grad_(False)
         self.eval()
@@ -122,7 +123,14 @@ class LPIPS(nn.Module):
 
 
 def default_alexnet_path() -> Path:
-    """``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (TORCH_HOME defaults to ~/.cache/torch)."""
+    """Where training finds the trunk (``metrics.alexnet_weights``' default):
+    ``<shared>/weights/lpips/alexnet_features.pth`` when it exists, else torch hub's
+    ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (TORCH_HOME defaults to ~/.cache/torch)."""
+    from src.utils.config import shared_dir
+
+    shared = shared_dir() / "weights" / "lpips" / "alexnet_features.pth"
+    if shared.is_file():
+        return shared
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
     )
@@ -154,19 +162,18 @@ def resolve_weight_paths(
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a torch file; ValueError naming the file if it cannot be read."""
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            # The LPIPS heads are a legacy pickle that torch's safe loader reads; the fallback is for
-            # other exports it rejects (only ever for local files the user pointed us to).
-            log.debug("weights_only load of %s failed (%s); retrying with weights_only=False", path, err)
-            state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"cannot read weights file {path} ({type(err).__name__}: {err})") from err
+        # Safe loading only (the LPIPS heads' legacy pickle reads this way too); a file it rejects
+        # is refused, never retried unsafely.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file
+        raise InputError(
+            f"cannot read weights file {path} ({type(err).__name__}): it is damaged or not a plain "
+            "state dict of tensors; point to another file"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
+        raise InputError(f"{path} does not hold a state dict")
     return state
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from src.models.tiny import I2VComponents, build_scheduler
+from src.utils.cli import ConfigError, InputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ PUBLISHED_ARCHITECTURES: dict[str, dict] = {
 REQUIRED_SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-class ModelWeightsMissing(FileNotFoundError):
+class ModelWeightsMissing(UserError, FileNotFoundError):
     """The real model's weights are not on this machine; the message says where we looked and
     how to fetch them."""
 
@@ -197,12 +198,12 @@ def load_cogvideox_components(model_cfg: dict) -> I2VComponents:
     if expected is not None:
         got_t = pipeline.transformer.config.get("patch_size_t")
         if got_t != expected["transformer"].get("patch_size_t"):
-            raise ValueError(
+            raise InputError(
                 f"model {name} expects CogVideoX {expected['version']} weights, but {directory} has "
                 f"patch_size_t={got_t}: is model.path pointing at the other version?"
             )
     if pipeline.transformer.config.in_channels != 32:
-        raise ValueError(f"{directory} is not an image-to-video model (transformer in_channels != 32)")
+        raise InputError(f"{directory} is not an image-to-video model (transformer in_channels != 32)")
     if model_cfg.get("vae_slicing", True):
         pipeline.vae.enable_slicing()
     if model_cfg.get("vae_tiling", True):
@@ -224,7 +225,7 @@ def build_meta_models(name: str) -> dict[str, torch.nn.Module]:
     from transformers import T5Config, T5EncoderModel
 
     if name not in PUBLISHED_ARCHITECTURES:
-        raise ValueError(f"unknown model {name!r} (known: {sorted(PUBLISHED_ARCHITECTURES)})")
+        raise ConfigError(f"unknown model {name!r} (known: {sorted(PUBLISHED_ARCHITECTURES)})")
     arch = copy.deepcopy(PUBLISHED_ARCHITECTURES[name])
     with torch.device("meta"):
         transformer = CogVideoXTransformer3DModel(**arch["transformer"])
@@ -248,7 +249,7 @@ def check_geometry(
     tcfg = arch["transformer"]
     multiple = 8 * tcfg["patch_size"]
     if height % multiple or width % multiple or height <= 0 or width <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: height and width must be positive multiples of {multiple}, got {height}x{width}"
         )
     native = (tcfg["sample_height"] * 8, tcfg["sample_width"] * 8)
@@ -257,7 +258,7 @@ def check_geometry(
         and positional_embedding != "none"
         and (height, width) != native
     ):
-        raise ValueError(
+        raise ConfigError(
             f"{name} (CogVideoX {arch['version']}) takes {native[0]}x{native[1]} only, got {height}x{width} "
             "(its learned positional embedding has that size); model.positional_embedding=none drops it"
         )

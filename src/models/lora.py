@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
 
 
-def validate_lora_config(rank: int, alpha: float, target_modules, dropout: float = 0.0) -> None:
-    if int(rank) < 1:
-        raise ValueError(f"lora.rank must be >= 1, got {rank}")
-    if float(alpha) <= 0:
-        raise ValueError(f"lora.alpha must be > 0, got {alpha}")
-    if not target_modules:
-        raise ValueError(
-            "lora.target_modules must name at least one module (e.g. [to_q, to_k, to_v, to_out.0])"
+def validate_lora_config(rank, alpha, target_modules, dropout=0.0) -> None:
+    """One clear message naming the lora.* setting; raises src.utils.cli.ConfigError."""
+    from src.utils.cli import ConfigError, number
+
+    if number(rank, "lora.rank") < 1:
+        raise ConfigError(f"lora.rank must be >= 1, got {rank}")
+    if number(alpha, "lora.alpha", float) <= 0:
+        raise ConfigError(f"lora.alpha must be > 0, got {alpha}")
+    if not target_modules or isinstance(target_modules, str):
+        raise ConfigError(
+            "lora.target_modules must be a list naming at least one module (e.g. [to_q,to_k,to_v,to_out.0])"
         )
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"lora.dropout must be in [0, 1), got {dropout}")
+    if not 0.0 <= number(dropout, "lora.dropout", float) < 1.0:
+        raise ConfigError(f"lora.dropout must be in [0, 1), got {dropout}")
 
 
 def add_lora(
@@ -38,7 +43,9 @@ def add_lora(
     names = [name for name, _ in transformer.named_modules()]
     unknown = [m for m in target_modules if not any(n == m or n.endswith("." + m) for n in names)]
     if unknown:
-        raise ValueError(f"lora.target_modules {unknown} match no module of the transformer")
+        from src.utils.cli import ConfigError
+
+        raise ConfigError(f"lora.target_modules {unknown} match no module of the transformer")
     config = LoraConfig(
         r=int(rank),
         lora_alpha=float(alpha),
@@ -74,8 +81,11 @@ def export_lora(
     ``CogVideoXImageToVideoPipeline.load_lora_weights`` reads; rank/alpha also in lora_config.json."""
     from diffusers import CogVideoXImageToVideoPipeline
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    # Written into a temp dir, then renamed: a crash never leaves a half export that looks complete.
+    final = Path(directory)
+    directory = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     metadata = {"r": int(rank), "lora_alpha": float(alpha), "target_modules": list(target_modules)}
     CogVideoXImageToVideoPipeline.save_lora_weights(
         directory,
@@ -85,7 +95,34 @@ def export_lora(
         transformer_lora_adapter_metadata=metadata,
     )
     (directory / "lora_config.json").write_text(json.dumps({**metadata, **(extra or {})}, indent=2) + "\n")
-    return directory
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(directory, final)
+    return final
+
+
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights default
+
+
+def check_safetensors(path: Path) -> None:
+    """A readable, complete safetensors file, or one CheckpointError naming it (a truncated file
+    otherwise ends in three chained tracebacks inside diffusers)."""
+    from safetensors.torch import load_file
+
+    from src.models.restorer import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: the LoRA export is incomplete; export it again")
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file
+        raise CheckpointError(
+            f"{path} cannot be read ({type(err).__name__}): the LoRA weights are truncated or damaged; "
+            "export them again, or pass the run's checkpoints/last.ckpt as ckpt= instead"
+        ) from None
+    if not any("lora" in name for name in tensors):
+        raise CheckpointError(f"{path} holds no LoRA tensors: it is not a LoRA export of this platform")
 
 
 def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
@@ -103,9 +140,12 @@ def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progresto
 
     directory = Path(directory)
     config_file = directory / "lora_config.json"
+    from src.models.restorer import CheckpointError, read_json_file
+
     if not config_file.is_file():
-        raise FileNotFoundError(f"{directory} is not a LoRA export of this platform (no lora_config.json)")
-    config = json.loads(config_file.read_text())
+        raise CheckpointError(f"{directory} is not a LoRA export of this platform (no lora_config.json)")
+    config = read_json_file(config_file, "the LoRA export's settings")
+    check_safetensors(directory / LORA_WEIGHTS_NAME)
     pipeline.load_lora_weights(str(directory), adapter_name=adapter_name)
     pipeline.set_adapters([adapter_name], [1.0])
     if config.get("positional_embedding") and config.get("frames"):

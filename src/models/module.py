@@ -21,6 +21,7 @@ from src.metrics import frame_psnr_ssim
 from src.metrics.image import mean_colour_error
 from src.models import recipe
 from src.models.lora import add_lora, count_parameters
+from src.utils.cli import ConfigError, HardwareError
 from src.utils.frames import to_uint8_images
 from src.utils.seeding import stable_seed
 
@@ -38,7 +39,7 @@ def load_components(model_cfg: dict):
         from src.models.cogvideox import load_cogvideox_components
 
         return load_cogvideox_components(model_cfg)
-    raise ValueError(f"unknown model.kind {kind!r} (available: tiny, diffusers)")
+    raise ConfigError(f"unknown model.kind {kind!r} (available: tiny, diffusers)")
 
 
 def check_model_geometry(components, height: int, width: int, frames: int) -> None:
@@ -48,7 +49,7 @@ def check_model_geometry(components, height: int, width: int, frames: int) -> No
         2 ** (len(components.vae.config.block_out_channels) - 1) * components.transformer.config.patch_size
     )
     if height % spatial or width % spatial or height <= 0 or width <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"model resolution {width}x{height} must be a positive multiple of {spatial} for this model"
         )
 
@@ -58,7 +59,7 @@ def _adamw_8bit(parameters, factory):
     try:
         import bitsandbytes as bnb
     except ImportError:
-        raise RuntimeError(
+        raise HardwareError(
             "model.optimizer_8bit=true needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU"
         ) from None
     kwargs = {k: v for k, v in factory.keywords.items() if k in ("lr", "betas", "eps", "weight_decay")}

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from src.utils.cli import ConfigError
+
 
 def to_vae_video(frames_bfchw: torch.Tensor) -> torch.Tensor:
     """(B, F, C, H, W) in [0, 1] -> (B, C, F, H, W) in [-1, 1]."""
@@ -24,7 +26,7 @@ def from_vae_video(video_bcfhw: torch.Tensor) -> torch.Tensor:
 
 def latent_frame_count(num_frames: int, temporal_compression: int = 4) -> int:
     if (num_frames - 1) % temporal_compression:
-        raise ValueError(f"frames must be {temporal_compression}k+1 (e.g. 9, 13, 49), got {num_frames}")
+        raise ConfigError(f"frames must be {temporal_compression}k+1 (e.g. 9, 13, 49), got {num_frames}")
     return (num_frames - 1) // temporal_compression + 1
 
 
@@ -243,7 +245,7 @@ def configure_positional_embeddings(
     Returns the effective mode (``rotary-only`` for models without an absolute embedding).
     """
     if mode not in POSITIONAL_EMBEDDING_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"model.positional_embedding must be one of {POSITIONAL_EMBEDDING_MODES}, got {mode!r}"
         )
     embed = transformer.patch_embed
@@ -254,7 +256,7 @@ def configure_positional_embeddings(
     native_size = (cfg.sample_height * spatial, cfg.sample_width * spatial)
     native = frames == cfg.sample_frames and (height, width) == native_size
     if mode != "none" and (height, width) != native_size:
-        raise ValueError(
+        raise ConfigError(
             f"this model (learned positional embedding, e.g. CogVideoX-5B-I2V) takes "
             f"{native_size[0]}x{native_size[1]} only, got {height}x{width}; set model.height/width "
             "to that, or model.positional_embedding=none to drop the absolute embedding (untested by THUDM)"
@@ -265,7 +267,7 @@ def configure_positional_embeddings(
         return "none"
     if mode == "learned":
         if not native:
-            raise ValueError(
+            raise ConfigError(
                 f"model.positional_embedding=learned needs the table's native {cfg.sample_frames} frames, "
                 f"got {frames}; use sincos (what diffusers computes at other frame counts) or none"
             )

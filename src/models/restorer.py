@@ -16,7 +16,6 @@ Frames are (F, H, W, 3) uint8 at the boundaries; tensors inside are (B, F, C, H,
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -26,13 +25,94 @@ import cv2
 import numpy as np
 import torch
 
+from src.utils.cli import ConfigError, InputError
 from src.utils.frames import to_float_tensor, to_uint8_images
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be used; the message says why and what to pass instead."""
+
+
+# Fields a resumed run must share with its checkpoint: they change what the adapter is (or whether
+# its tensors fit at all). Resuming with another task or prompt mode is refused too, unless the
+# run says so explicitly (ckpt_allow_mismatch=true: fine-tune an adapter onward for another task).
+HARD_RESUME_FIELDS = (
+    "model.name",
+    "lora.rank",
+    "lora.alpha",
+    "lora.target_modules",
+    "model.frames",
+    "model.height",
+    "model.width",
+)
+SOFT_RESUME_FIELDS = ("task", "prompt_mode")
+
+
+def read_json_file(path: Path, what: str) -> dict:
+    """A JSON file of a checkpoint, or a :class:`CheckpointError` naming it."""
+    from src.utils.io import read_json
+
+    return read_json(path, what, CheckpointError)
+
+
+def read_lightning_checkpoint(path: str | Path) -> dict:
+    """An adapter-only Lightning checkpoint of this platform, loaded safely (``weights_only=True``),
+    or one :class:`CheckpointError`: unsafe loading is never tried and never suggested."""
+    path = Path(str(path)).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes; a crash while saving?): use another one from its "
+            "checkpoints/ folder, or train again"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any failure to parse an untrusted file means: not a usable checkpoint
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}): it is truncated, damaged or not a "
+            "checkpoint of this platform, and was not loaded; use another one or train again"
+        ) from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not any("lora_" in str(k) for k in state):
+        raise CheckpointError(
+            f"checkpoint {path} holds no LoRA adapter: it is not a checkpoint of this platform"
+        )
+    return checkpoint
+
+
+def _field(hparams: dict, dotted: str):
+    value = hparams
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_resume(checkpoint: dict, path: str | Path, run: dict, allow_mismatch: bool = False) -> None:
+    """Refuse to resume ``checkpoint`` into a run of another model, LoRA shape or geometry (its
+    tensors would not fit), or -- unless ``allow_mismatch`` -- of another task or prompt mode.
+    ``run`` holds the new run's values under the same names as the module's hyperparameters."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if not hparams:
+        raise CheckpointError(
+            f"checkpoint {path} records no training settings: it is not a checkpoint of this platform"
+        )
+    for fields, soft in ((HARD_RESUME_FIELDS, False), (SOFT_RESUME_FIELDS, True)):
+        differ = []
+        for name in fields:
+            old, new = _field(hparams, name), _field(run, name)
+            if old is not None and new is not None and old != new and not (soft and allow_mismatch):
+                setting = name.replace("prompt_mode", "prompt")
+                differ.append(f"{setting}: checkpoint {old}, this run {new}")
+        if differ:
+            fix = (
+                "pass ckpt_allow_mismatch=true to fine-tune it onward anyway"
+                if soft
+                else "resume with the checkpoint's settings (its run dir's .hydra/overrides.yaml)"
+            )
+            raise CheckpointError(f"cannot resume {path}: {'; '.join(differ)}; {fix}")
 
 
 @dataclass
@@ -58,6 +138,7 @@ def resolve_checkpoint(ckpt: str | Path) -> CheckpointInfo:
     if path.is_file():
         if path.suffix != ".ckpt":
             raise CheckpointError(f"{path} is neither a run dir, a LoRA dir nor a Lightning .ckpt file")
+        read_lightning_checkpoint(path)  # readable and an adapter of this platform, before a model loads
         lightning_ckpt, run_dir, lora_dir = path, path.parent.parent, path.parent.parent / "lora"
     elif (path / "lora_config.json").is_file():
         lora_dir, run_dir = path, path.parent if (path.parent / ".hydra").is_dir() else None
@@ -69,8 +150,12 @@ def resolve_checkpoint(ckpt: str | Path) -> CheckpointInfo:
             "pass a training run dir, its lora/ dir or a checkpoints/*.ckpt file"
         )
     config_file = lora_dir / "lora_config.json"
+    if lightning_ckpt is None:
+        from src.models.lora import LORA_WEIGHTS_NAME, check_safetensors
+
+        check_safetensors(lora_dir / LORA_WEIGHTS_NAME)  # complete, before a model loads
     if config_file.is_file():
-        config = json.loads(config_file.read_text())
+        config = read_json_file(config_file, "the LoRA export's settings")
     elif lightning_ckpt is not None:
         config = _config_from_run(run_dir)
     else:  # pragma: no cover - guarded above
@@ -236,7 +321,7 @@ class Restorer:
             return self._restore_resized(image_hwc, prompt, seed), {"mode": "resize", "tiles": 1}
         if mode == "tiled":
             return self._restore_tiled(image_hwc, prompt, seed, overlap, tile_batch, progress)
-        raise ValueError(f"mode must be 'resize' or 'tiled', got {mode!r}")
+        raise ConfigError(f"mode must be 'resize' or 'tiled', got {mode!r}")
 
     def _generate(self, image_hwc: np.ndarray, prompt: str, seed: int) -> np.ndarray:
         """(F, H, W, 3) uint8 frames of one (H, W, 3) uint8 image at the model's size. Resize mode
@@ -297,7 +382,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``length`` (>= tile) with at least
     ``overlap`` pixels shared by neighbours, spread evenly, first at 0 and last at length - tile."""
     if not 0 <= overlap < tile:
-        raise ValueError(f"tile overlap must be in [0, {tile}), got {overlap}")
+        raise ConfigError(f"tile overlap must be in [0, {tile}), got {overlap}")
     if length <= tile:
         return [0]
     count = math.ceil((length - tile) / (tile - overlap)) + 1
@@ -329,7 +414,7 @@ def resize_uint8(image_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _load_lightning_adapter(transformer, ckpt: Path) -> None:
     """The adapter tensors of an adapter-only Lightning checkpoint into a LoRA-carrying transformer."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    state = read_lightning_checkpoint(ckpt)["state_dict"]
     prefix = "transformer."
     adapter = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and "lora_" in k}
     if not adapter:

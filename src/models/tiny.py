@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from src.utils.cli import InputError, MissingFileError
+
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_WEIGHTS = PRETRAINED_DIR / "tiny_cogvideox_i2v.safetensors"
 
@@ -168,7 +170,7 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
 
     path = Path(path) if path else DEFAULT_WEIGHTS
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
             "(63 minutes on a 2-core CPU, resumable) or pass model.weights=<file>"
         )
@@ -187,7 +189,7 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
         # T5's tied/shared embedding appears under two names; anything else missing is an error.
         missing = [k for k in missing if not k.endswith("embed_tokens.weight")]
         if missing or unexpected:
-            raise RuntimeError(
+            raise InputError(
                 f"{path}: {prefix} weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
     return components, metadata

@@ -7,8 +7,9 @@ Captions come from a captions file or, for the bundled photographs, from
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from src.utils.cli import ConfigError, InputError, MissingFileError
 
 PROMPT_MODES = ("uniform", "adaptive")
 GENERIC_SUBJECT = "the scene"
@@ -17,14 +18,14 @@ GENERIC_SUBJECT = "the scene"
 def prompt_file_name(mode: str) -> str:
     """Per-mode prompt file, line-aligned with videos.txt; ``prompt.txt`` copies the selected one."""
     if mode not in PROMPT_MODES:
-        raise ValueError(f"unknown prompt mode {mode!r}; choose one of {', '.join(PROMPT_MODES)}")
+        raise ConfigError(f"unknown prompt mode {mode!r}; choose one of {', '.join(PROMPT_MODES)}")
     return f"prompts_{mode}.txt"
 
 
 def compose_adaptive_prompt(template: str, caption: str | None) -> str:
     """Fill the task's ``{caption}`` template and capitalise the sentence."""
     if "{caption}" not in template:
-        raise ValueError(f"adaptive template must contain '{{caption}}', got {template!r}")
+        raise ConfigError(f"adaptive template must contain '{{caption}}', got {template!r}")
     text = template.format(caption=(caption or GENERIC_SUBJECT).strip().rstrip("."))
     return " ".join(text.split())[:1].upper() + " ".join(text.split())[1:]
 
@@ -44,13 +45,12 @@ def load_captions(path: str | Path | None) -> dict[str, str]:
         return {}
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"captions_file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"captions_file {path} is not valid JSON: {err}") from None
+        raise MissingFileError(f"captions_file {path} does not exist")
+    from src.utils.io import read_json
+
+    data = read_json(path, "captions_file")
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"captions_file {path} must be a JSON object of image -> caption strings")
+        raise InputError(f"captions_file {path} must be a JSON object of image -> caption strings")
     captions = {}
     for key, caption in data.items():
         captions[key] = caption

@@ -10,12 +10,12 @@ some clips got no prompt (rerun to fill the gaps: answers are cached).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from src.utils.cli import hydra_cli, user_errors
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger("src.prompts")
@@ -79,17 +79,10 @@ def run(cfg: DictConfig):
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="prompts", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from src.prompts.backends import BackendError
-    from src.prompts.tool import PromptsError
-
-    try:
-        run(cfg)
-    except (PromptsError, BackendError, FileNotFoundError, ValueError) as err:
-        # One clear message, no traceback: settings, inputs or a server the user can fix.
-        log.error("%s", err)
-        sys.exit(2)
+@user_errors("python -m src.prompts dataset=<built dataset dir> captioner=<captions_file|openai|llava>")
+def main(cfg: DictConfig):
+    return run(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main, "prompts")

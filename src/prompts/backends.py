@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src.prompts import compose_adaptive_prompt, load_captions
+from src.utils.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ LLAVA_FETCH_HINT = "huggingface-cli download llava-hf/llava-1.5-7b-hf --local-di
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """A failed caption/refinement. ``fatal``: retrying or carrying on with other clips cannot help
     (bad key, bad model name, missing weights); the run stops at once. Otherwise only this clip
     failed (retries exhausted) and a rerun fills the gap."""

@@ -34,12 +34,13 @@ from src.prompts import prompt_file_name
 from src.prompts.backends import BackendError, ClipImage
 from src.prompts.cache import CACHE_DIR_NAME, PromptCache, cache_key
 from src.prompts.tokens import TokenCounter
+from src.utils.cli import InputError, UserError
 from src.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
-class PromptsError(RuntimeError):
+class PromptsError(UserError, RuntimeError):
     """The run cannot start or did not give every clip a prompt; the message says what to do."""
 
 
@@ -149,7 +150,7 @@ def load_clean_image(kind: str, where: str, key: str) -> np.ndarray:
 
         files = sorted(path.glob("*.png"))
         if not files:
-            raise ValueError(f"no PNG frames in {path}")
+            raise InputError(f"no PNG frames in {path}")
         return cv2.imread(str(files[-1]), cv2.IMREAD_COLOR)[..., ::-1]
     from src.data.clip_io import read_clip
 

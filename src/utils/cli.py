@@ -1,29 +1,360 @@
-"""One way for the CLIs to report a user's mistake: one line on stderr, exit status 2."""
+"""The one user-error policy of every CLI (train, eval, restore, build_dataset, prompts,
+model_report, metrics, report, pretrain_tiny).
+
+- An error the user can fix (a setting, an input file, a checkpoint, missing weights or hardware)
+  is a :class:`UserError`: the CLI prints ONE line on stderr, ``error: <what and which file or
+  setting>: <the fix>``, and exits with status 2. No traceback.
+- Anything else is a bug: the full traceback is shown (exit 1). Plain ``ValueError`` /
+  ``RuntimeError`` raised deep inside torch or diffusers are bugs too, never hidden.
+- Ctrl-C: one line and exit 130 (training first saves a resumable checkpoint, see
+  ``src.callbacks.InterruptCheckpoint``).
+- In a Hydra multirun a failing job is recorded (``FAILED.txt`` in its job dir) and the sweep goes
+  on; the end-of-sweep summary lists done and failed jobs and the sweep exits 1 if any failed.
+- Secrets never reach the disk: :func:`refuse_secret_overrides` runs before Hydra writes the run
+  dir's ``.hydra/*.yaml`` (see :func:`hydra_cli`).
+"""
 
 from __future__ import annotations
 
-import logging
+import argparse
+import functools
+import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
-def exit_on_user_error(action: Callable[[], T], usage: str) -> T:
-    """``action()``, or exit 2 with one line for a missing setting, bad input, a foreign
-    checkpoint or missing weights (``ValueError`` / ``FileNotFoundError`` and their subclasses:
-    ``CheckpointError``, ``ModelWeightsMissing``, ``SourceError``). Other errors keep their
-    traceback: they are bugs, not input."""
+class UserError(Exception):
+    """An error the user can fix. Its message names the file or setting and says what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """A setting that cannot work (wrong type, out of range, inconsistent with another)."""
+
+
+class InputError(UserError, ValueError):
+    """An input file or folder that cannot be used (missing, unreadable, damaged, foreign)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named that does not exist."""
+
+
+class HardwareError(UserError, RuntimeError):
+    """A setting that needs hardware this machine lacks (a CUDA GPU)."""
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line (newlines and runs of spaces collapsed)."""
+    return " ".join(str(text).split())
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug."""
+    from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue
+
+    if type(err).__name__ == "InstantiationException" and err.__cause__ is not None:
+        return user_message(err.__cause__)  # hydra.utils.instantiate wraps what the target raised
+    if isinstance(err, UserError):
+        return one_line(err)
+    if isinstance(err, MissingMandatoryValue):
+        return f"{err.full_key}= is required (set it on the command line, e.g. {err.full_key}=...)"
+    if isinstance(err, InterpolationResolutionError):
+        return one_line(f"cannot resolve a setting: {err.msg if hasattr(err, 'msg') else err}")
+    if isinstance(err, ConfigKeyError):
+        return one_line(f"unknown setting: {err}")
+    if isinstance(err, PermissionError):
+        where = err.filename or "a file"
+        return (
+            f"cannot write {where}: permission denied; choose a writable folder "
+            "(paths.output_dir=..., out_dir=... or hydra.run.dir=...)"
+        )
+    if isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return f"cannot write {err.filename or 'an output'}: {err.strerror}; choose another output folder"
+    if isinstance(err, OSError) and err.errno == 30:  # EROFS
+        return f"cannot write {err.filename or 'outputs'}: read-only file system; choose a writable folder"
+    if isinstance(err, OSError) and err.errno == 28:  # ENOSPC
+        return f"no space left on the device writing {err.filename or 'outputs'}; free some space"
+    return None
+
+
+def report_user_error(err: BaseException, usage: str | None = None) -> str | None:
+    """Print ``error: <message>`` on stderr if ``err`` is a user error; returns the message."""
+    message = user_message(err)
+    if message is None:
+        return None
+    print(
+        f"error: {message}" + (f"  (usage: {usage})" if usage and _is_missing(err) else ""), file=sys.stderr
+    )
+    return message
+
+
+def _is_missing(err: BaseException) -> bool:
     from omegaconf.errors import MissingMandatoryValue
 
+    return isinstance(err, MissingMandatoryValue)
+
+
+def exit_on_user_error(action: Callable[[], T], usage: str | None = None) -> T:
+    """``action()``; a :class:`UserError` (or a missing mandatory setting) exits 2 with one line,
+    Ctrl-C exits 130 with one line, anything else keeps its traceback."""
     try:
         return action()
-    except MissingMandatoryValue as err:
-        print(f"error: {err.full_key}= is required: {usage}", file=sys.stderr)
-        sys.exit(2)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:
+        if report_user_error(err, usage) is None:
+            raise
+        sys.exit(EXIT_USER_ERROR)
+
+
+# --- Hydra CLIs ----------------------------------------------------------------------------------
+
+# Keys whose value is a secret: never accepted on the command line (Hydra writes overrides to disk).
+_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|passwd)$", re.IGNORECASE)
+# Values that look like an API key whatever the key (OpenAI, Hugging Face, GitHub, Slack): 32+
+# characters after the prefix and not inside a word, so a file name like desk-lamp-2024.png is no key.
+_SECRET_VALUE = re.compile(
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{32,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abp]-[A-Za-z0-9-]{20,})"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def secret_override_problem(argument: str) -> str | None:
+    """Why a command-line override must not be accepted (it holds a secret), or None. The secret
+    itself is never part of the answer."""
+    if "=" not in argument or argument.startswith("-"):
+        return None
+    key, value = argument.split("=", 1)
+    key = key.lstrip("+~").split("@")[0]
+    leaf = key.split(".")[-1]
+    if leaf.endswith("_env"):
+        names = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        if any(not _ENV_NAME.match(name) for name in names):
+            return (
+                f"{key}= must NAME an environment variable (e.g. {key}=OPENAI_API_KEY), not hold the key; "
+                "the key was not written anywhere: export it in that variable"
+            )
+        return None
+    if _SECRET_KEY.search(leaf):
+        return (
+            f"{key}= on the command line would be written into the run dir's .hydra/*.yaml; "
+            "keep the secret in an environment variable and name it with the matching *_env setting "
+            "(e.g. captioner.api_key_env=OPENAI_API_KEY); nothing was written"
+        )
+    if _SECRET_VALUE.search(value):
+        return (
+            f"the value of {key}= looks like an API key; secrets are never accepted on the command line "
+            "(Hydra writes it to disk): put it in an environment variable; nothing was written"
+        )
+    return None
+
+
+def refuse_secret_overrides(argv: list[str]) -> None:
+    """Exit 2, before anything is written, if an override on the command line holds a secret."""
+    for argument in argv:
+        problem = secret_override_problem(argument)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+
+class _Sweep:
+    """The jobs of this process's Hydra multirun (Hydra's basic launcher runs them in-process)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict] = []
+
+    def record(self, run_dir: Path, ok: bool, message: str = "") -> None:
+        self.jobs.append({"dir": str(run_dir), "ok": ok, "message": message})
+
+
+SWEEP = _Sweep()
+
+
+def _hydra_job() -> tuple[Path | None, bool, list[str]]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None, False, []
+    hydra_cfg = HydraConfig.get()
+    return (
+        Path(hydra_cfg.runtime.output_dir),
+        hydra_cfg.mode == RunMode.MULTIRUN,
+        list(hydra_cfg.overrides.task),
+    )
+
+
+def _write_failed(run_dir: Path | None, text: str) -> None:
+    if run_dir is None:
+        return
+    try:
+        from src.utils.io import write_text_atomic
+
+        write_text_atomic(run_dir / "FAILED.txt", text.rstrip() + "\n")
+    except OSError:
+        pass
+
+
+def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
+    """Decorator of a Hydra task function: the user-error policy above, for one job. A failing
+    multirun job is recorded and returns None so the sweep goes on."""
+
+    def decorate(task: Callable[..., T]) -> Callable[..., T | None]:
+        @functools.wraps(task)
+        def job(cfg):
+            run_dir, multirun, overrides = _hydra_job()
+            try:
+                result = task(cfg)
+            except KeyboardInterrupt:
+                print("interrupted (Ctrl-C)", file=sys.stderr)
+                _write_failed(run_dir, "interrupted (Ctrl-C)")
+                sys.exit(EXIT_INTERRUPTED)
+            except Exception as err:
+                message = report_user_error(err, usage)
+                _write_failed(run_dir, f"{type(err).__name__}: {message or one_line(err)}")
+                if message is None:
+                    import logging
+
+                    logging.getLogger("src").exception(
+                        "job failed (a bug: please report it with this traceback)"
+                    )
+                if multirun:
+                    SWEEP.record(run_dir, False, message or f"{type(err).__name__}: {one_line(err)[:200]}")
+                    return None
+                if message is None:
+                    raise
+                sys.exit(EXIT_USER_ERROR)
+            if multirun:
+                SWEEP.record(run_dir, True)
+            return result
+
+        return job
+
+    return decorate
+
+
+def precheck_overrides(config_name: str, args: list[str]) -> None:
+    """Compose the config once before Hydra runs, so an unknown group option, key or malformed
+    override is one line and exit 2 (Hydra itself prints several lines and exits 1)."""
+    if any(a.startswith("-") for a in args):  # Hydra's flags (--help, --cfg, -m sweeps, ...): Hydra's own
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            compose(config_name, overrides=list(args), return_hydra_config=True)
+    except Exception as err:  # noqa: BLE001 - any composition failure is the command line's
+        text = one_line(str(err).split("Config search path")[0]) or type(err).__name__
+        print(f"error: {text} (see --help for the accepted groups and options)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def hydra_cli(
+    main: Callable[[], None],
+    config_name: str,
+    argv_transform: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+    """Run a ``@hydra.main`` function as a CLI: refuse secrets and malformed overrides before
+    Hydra writes anything, and after a multirun print the end-of-sweep summary and exit 1 if any
+    job failed."""
+    args = sys.argv[1:]
+    refuse_secret_overrides(args)
+    if argv_transform is not None:
+        args = argv_transform(args)
+        sys.argv = [sys.argv[0], *args]
+    precheck_overrides(config_name, args)
+    SWEEP.jobs.clear()
+    main()
+    if SWEEP.jobs:
+        sys.exit(print_sweep_summary(SWEEP.jobs))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the policy's one-line errors: ``error: <message> (see --help)``, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def print_sweep_summary(jobs: list[dict]) -> int:
+    """The end-of-sweep summary on stderr; returns the sweep's exit status (1 if a job failed)."""
+    failed = [job for job in jobs if not job["ok"]]
+    sweep_dir = os.path.commonpath([job["dir"] for job in jobs]) if jobs else ""
+    lines = [f"sweep {sweep_dir}: {len(jobs)} job(s), {len(jobs) - len(failed)} done, {len(failed)} failed"]
+    for job in jobs:
+        name = Path(job["dir"]).name
+        if job["ok"]:
+            metrics = Path(job["dir"]) / "frame_metrics.json"
+            where = metrics if metrics.is_file() else job["dir"]
+            lines.append(f"  done   job {name}: {where}")
+        else:
+            lines.append(f"  FAILED job {name}: {job['message']}  ({Path(job['dir']) / 'FAILED.txt'})")
+    print("\n".join(lines), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def number(value: object, key: str, kind: type = int) -> int | float:
+    """``value`` of setting ``key`` as an int or float, or a :class:`ConfigError` naming the setting
+    (``lora.rank=abc`` must not surface as ``invalid literal for int()``)."""
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"{key}={value} must be {'an integer' if kind is int else 'a number'}")
+    try:
+        converted = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value} must be {'an integer' if kind is int else 'a number'}") from None
+    if kind is int and isinstance(value, float) and value != converted:
+        raise ConfigError(f"{key}={value} must be an integer")
+    if kind is int and isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+        raise ConfigError(f"{key}={value} must be an integer")
+    return converted
+
+
+def require_cuda(setting: str) -> None:
+    """A :class:`HardwareError` naming ``setting`` when no CUDA GPU is visible."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise HardwareError(
+            f"{setting} needs a CUDA GPU and this machine has none (torch.cuda.is_available() is False); "
+            "use the CPU defaults (trainer=cpu, device=auto or device=cpu)"
+        )
+
+
+def drop_duplicate_lightning_handler() -> None:
+    """Each log line once: ``import lightning`` gives the ``lightning`` logger its own console
+    handler AND lets it propagate to the root logger, which Hydra already sends to the console and
+    the job's log file, so every Lightning line was printed twice. Call after importing lightning."""
+    import logging
+
+    if logging.getLogger().hasHandlers():
+        logger = logging.getLogger("lightning")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+
+def check_device(value: object, setting: str = "device") -> str:
+    """``device=`` of the inference CLIs: auto, cpu or cuda[:N] (a CUDA GPU must be visible)."""
+    device = str(value)
+    if device in ("auto", "cpu"):
+        return device
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        require_cuda(f"{setting}={device}")
+        return device
+    raise ConfigError(f"{setting}={device} is not a device: use auto, cpu or cuda (cuda:N)")

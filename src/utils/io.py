@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -18,3 +19,74 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temp path beside ``path`` (same suffix, so writers that infer the format from it
+    still work); on success it is renamed over ``path``, on failure removed. A crash never leaves
+    a half-written file under the final name."""
+    path = Path(path)
+    temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def read_text(path: str | Path, what: str, error: type[Exception] | None = None) -> str:
+    """A UTF-8 text file, or one user error naming the file (not a bare ``UnicodeDecodeError``)."""
+    from src.utils.cli import InputError
+
+    error = error or InputError
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(
+            f"{path} ({what}) is not UTF-8 text (byte {err.start}): save it as UTF-8 or rebuild it"
+        ) from None
+
+
+def read_json(path: str | Path, what: str, error: type[Exception] | None = None):
+    """A JSON file, or one user error naming the file and the line of the damage."""
+    import json
+
+    from src.utils.cli import InputError
+
+    error = error or InputError
+    text = read_text(path, what, error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(
+            f"{path} ({what}) is not valid JSON ({err.msg} at line {err.lineno}): repair or rebuild it"
+        ) from None
+
+
+def read_jsonl(path: str | Path, what: str, error: type[Exception] | None = None) -> list:
+    """A JSON-lines file (blank lines skipped), or one user error naming the file and line."""
+    import json
+
+    from src.utils.cli import InputError
+
+    error = error or InputError
+    records = []
+    for number, line in enumerate(read_text(path, what, error).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise error(
+                f"{path} ({what}) line {number} is not valid JSON ({err.msg}): repair or rebuild it"
+            ) from None
+    return records
+
+
+def confined(root: str | Path, relative: str) -> bool:
+    """Whether ``root / relative`` resolves inside ``root`` (no ``..`` escape, no absolute path,
+    no symlink pointing elsewhere)."""
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    return target == base or base in target.parents

@@ -1,0 +1,168 @@
+"""Runs never mix: a run dir (or a sweep dir) belongs to one run.
+
+A Hydra callback (configured in conf/hydra/default.yaml) claims the directory in
+``on_run_start`` / ``on_multirun_start``, i.e. BEFORE Hydra writes ``.hydra/*.yaml`` into it:
+
+- ``.progrestore_run.json`` records who owns it (command, pid, start time) and stays there;
+- an exclusive ``flock`` on it is held while the process runs (the OS drops it when the process
+  dies, so there are no stale locks).
+
+A second run into a directory that is in use fails at once and names the first; a directory that
+already holds another run (finished or crashed) is refused as well, unless the new run resumes
+from a checkpoint inside it (``ckpt_path=<that dir>/checkpoints/last.ckpt``: the same run going on).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+MARKER = ".progrestore_run.json"
+_HELD: list = []  # open lock files of this process (kept open until exit)
+
+
+class RunDirInUse(Exception):
+    pass
+
+
+def claim(directory: Path, what: str, resuming: bool = False) -> None:
+    """Claim ``directory`` for this process or exit 2 with one line naming its owner.
+    ``resuming``: the run continues from a checkpoint inside this directory (its own earlier
+    run), so a finished owner is no obstacle; a live one still is."""
+    from src.utils.cli import EXIT_USER_ERROR
+
+    try:
+        _claim(directory, what, resuming)
+    except RunDirInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as err:  # read-only, a file in the way, no space: before Hydra writes anything
+        reason = err.strerror or type(err).__name__
+        print(
+            f"error: cannot create the {what} dir {directory} ({reason}: {err.filename or directory}); "
+            "choose a writable folder with paths.output_dir=... (or hydra.run.dir=...)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USER_ERROR)
+
+
+def hold_lock(lock_path: Path, in_use: str) -> tuple:
+    """Take the exclusive lock of ``lock_path`` for the rest of this process (or until
+    :func:`release_all`); raise :class:`RunDirInUse` (``in_use``, its ``{owner}`` replaced by the
+    owner's command, pid and start) if another process holds it. Returns (open handle, previous owner record or "")."""
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until released
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = _owner(lock_path)
+        handle.close()
+        raise RunDirInUse(in_use.replace("{owner}", owner)) from None
+    handle.seek(0)
+    previous = handle.read().strip()
+    return handle, previous
+
+
+def write_owner(handle, what: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(
+        json.dumps(
+            {
+                "what": what,
+                "command": " ".join(["python -m", _module_name(), *sys.argv[1:]]),
+                "pid": os.getpid(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        + "\n"
+    )
+    handle.flush()
+
+
+def _claim(directory: Path, what: str, resuming: bool = False) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, previous = hold_lock(
+        directory / MARKER,
+        f"{directory} is in use by another run ({{owner}}); pick another hydra.run.dir= or wait for it",
+    )
+    if previous and not resuming:
+        handle.close()
+        raise RunDirInUse(
+            f"{directory} already holds another run ({_describe(previous)}); runs never share a dir: "
+            "pick a new hydra.run.dir= (the default is a new timestamped dir), or delete that dir; "
+            "to continue a run pass ckpt_path=<its dir>/checkpoints/last.ckpt"
+        )
+    write_owner(handle, what)
+    _HELD.append(handle)
+
+
+def _module_name() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).name
+
+
+def _describe(text: str) -> str:
+    try:
+        info = json.loads(text.splitlines()[0])
+        return f"{info.get('command', '?')}, pid {info.get('pid', '?')}, started {info.get('started', '?')}"
+    except (ValueError, IndexError, AttributeError):
+        return "unknown owner"
+
+
+def _owner(marker: Path) -> str:
+    try:
+        return _describe(marker.read_text(encoding="utf-8"))
+    except OSError:
+        return "unknown owner"
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        return directory.resolve() in path.expanduser().resolve().parents
+    except OSError:
+        return False
+
+
+def release_all() -> None:
+    while _HELD:
+        handle = _HELD.pop()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+
+def _freeze(config: DictConfig, key: str) -> Path:
+    """Resolve ``hydra.<key>`` once and write it back as a literal, so the directory claimed here
+    is exactly the one Hydra creates next (``${now:...}`` would be re-evaluated otherwise)."""
+    value = OmegaConf.select(config, f"hydra.{key}")
+    with read_write(config), open_dict(config):
+        OmegaConf.update(config, f"hydra.{key}", str(value), merge=False)
+    return Path(str(value))
+
+
+class RunDirLock(Callback):
+    """Hydra callback: claim the run dir (single run) or the sweep dir (multirun) first thing."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        directory = _freeze(config, "run.dir")
+        ckpt = OmegaConf.select(config, "ckpt_path", default=None)
+        resuming = bool(ckpt) and _inside(Path(str(ckpt)), directory)
+        claim(directory, "run", resuming)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        claim(_freeze(config, "sweep.dir"), "sweep")
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        release_all()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        release_all()
