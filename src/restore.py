@@ -42,10 +42,15 @@ def model_overrides(cfg: DictConfig) -> list[str]:
         overrides.append(f"task={cfg.task.name}")
     if cfg.get("prompt"):
         overrides.append(f"prompt={cfg.prompt.mode}")
-    if cfg.get("num_inference_steps"):
-        overrides.append(f"model.sampling.num_inference_steps={int(cfg.num_inference_steps)}")
+    if cfg.get("num_inference_steps") is not None:
+        steps = number(cfg.num_inference_steps, "num_inference_steps")
+        if steps < 1:
+            raise ConfigError(f"num_inference_steps must be >= 1 (or null for the checkpoint's), got {steps}")
+        overrides.append(f"model.sampling.num_inference_steps={steps}")
     if cfg.get("guidance_scale") is not None:
-        overrides.append(f"model.sampling.guidance_scale={float(cfg.guidance_scale)}")
+        overrides.append(
+            f"model.sampling.guidance_scale={number(cfg.guidance_scale, 'guidance_scale', float)}"
+        )
     return overrides
 
 

@@ -216,6 +216,12 @@ TRAIN_SETTING_CASES = [
     ("lora=huge", "lora/huge"),
     ("ckpt_path=/nonexistent/last.ckpt", "ckpt_path=/nonexistent/last.ckpt"),
     ("data.source=web", "data.source"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.num_workers=-1", "data.num_workers"),
+    ("data.random_crop=[0.9,0.2]", "data.random_crop"),
+    ("optimizer.lr=fast", "optimizer.lr=fast"),
+    ("trainer.max_steps=0", "trainer.max_steps"),
+    ("model.sampling.num_inference_steps=0", "model.sampling.num_inference_steps"),
 ]
 
 
@@ -444,6 +450,8 @@ def test_eval_bad_settings_and_checkpoints(work, trained, images):
         ([f"ckpt={trained}", "device=tpu"], "device=tpu"),
         ([f"ckpt={trained}", "seed=x"], "seed=x"),
         ([f"ckpt={trained}", "max_images=0"], "max_images"),
+        ([f"ckpt={trained}", "num_inference_steps=0"], "num_inference_steps"),
+        ([f"ckpt={trained}", "guidance_scale=high"], "guidance_scale=high"),
     ]
     for args, culprit in cases:
         assert_user_error(cli("src.eval", *args, out(work, f"eval_{abs(hash(tuple(args)))}")), culprit)
@@ -497,6 +505,8 @@ def test_restore_bad_inputs(work, trained, images):
         ([f"input={good}", f"ckpt={trained}", "device=cuda"], "device=cuda"),
         ([f"input={good}", f"ckpt={trained}", "tile_batch=abc"], "tile_batch=abc"),
         ([f"input={good}", f"ckpt={trained}", "gif_max_side=0"], "gif_max_side"),
+        ([f"input={good}", f"ckpt={trained}", "num_inference_steps=many"], "num_inference_steps=many"),
+        ([f"input={good}", f"ckpt={trained}", "mode=tiled", "tile_overlap=500"], "tile overlap"),
         ([f"input={good}", f"ckpt={trained}", f"out_dir={blocker}/out"], str(blocker)),
         ([f"input={good}", f"ckpt={trained}", f"captions_file={bad_captions}"], str(bad_captions)),
         ([f"input={good}", f"ckpt={trained}", f"+captioner.api_key={SECRET}"], "nothing was written"),
@@ -769,3 +779,18 @@ def test_run_dir_in_use_and_ctrl_c_saves_a_resumable_checkpoint(work):
     )
     assert resumed.code == 0, resumed.stderr[-3000:]
     assert json.loads((run / "run_summary.json").read_text())["global_step"] == step + 2
+
+
+def test_a_bug_keeps_its_traceback(work, monkeypatch):
+    """A plain ValueError from deep inside a library is a bug, not bad input: exit 1, traceback."""
+    import src.models.lora
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside a library")
+
+    monkeypatch.setattr(src.models.lora, "validate_lora_config", broken)
+    result = cli("src.train", "logger=none", out(work, "bug"))
+    assert result.code == 1
+    assert "Traceback" in result.stderr and "a bug deep inside a library" in result.stderr
+    assert not result.errors, "a bug is not reported as a user error"
+    assert "ValueError: a bug deep inside a library" in (work / "runs" / "bug" / "FAILED.txt").read_text()

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from src.data.degradations import DegradationPreset, make_clip
 from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
 from src.prompts import load_captions, prompt_file_name, prompts_for
-from src.utils.cli import ConfigError, InputError, MissingFileError
+from src.utils.cli import ConfigError, InputError, MissingFileError, number
 from src.utils.frames import to_float_tensor
 from src.utils.io import confined, read_jsonl, read_text
 from src.utils.seeding import stable_seed
@@ -237,6 +237,30 @@ class ProgressionDataModule(L.LightningDataModule):
         super().__init__()
         if source not in ("synthetic", "dataset"):
             raise ConfigError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
+        minimum = {
+            "batch_size": 1,
+            "val_batch_size": 1,
+            "train_clips_per_epoch": 1,
+            "val_clips_per_image": 1,
+            "num_workers": 0,
+        }
+        given = {
+            "batch_size": batch_size,
+            "val_batch_size": val_batch_size,
+            "train_clips_per_epoch": train_clips_per_epoch,
+            "val_clips_per_image": val_clips_per_image,
+            "num_workers": num_workers,
+        }
+        for key, value in given.items():
+            if number(value, f"data.{key}") < minimum[key]:
+                raise ConfigError(f"data.{key} must be >= {minimum[key]}, got {value}")
+        if not 0.0 < number(val_fraction, "data.val_fraction", float) < 1.0:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        low, high = (number(v, "data.random_crop", float) for v in random_crop)
+        if not 0.0 < low <= high <= 1.0:
+            raise ConfigError(
+                f"data.random_crop must be [low, high] with 0 < low <= high <= 1, got {list(random_crop)}"
+            )
         self.task, self.prompt_mode, self.task_prompts = task, prompt_mode, dict(task_prompts)
         self.preset = DegradationPreset.from_dict(dict(degradation))
         self.height, self.width, self.frames, self.seed = height, width, frames, seed

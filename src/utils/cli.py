@@ -73,8 +73,8 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, PermissionError):
         where = err.filename or "a file"
         return (
-            f"cannot write {where}: permission denied; choose a writable folder "
-            "(paths.output_dir=..., out_dir=... or hydra.run.dir=...)"
+            f"cannot access {where}: permission denied; choose a folder you can write "
+            "(paths.output_dir=..., out_dir=... or hydra.run.dir=...) or a file you can read"
         )
     if isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError)):
         return f"cannot write {err.filename or 'an output'}: {err.strerror}; choose another output folder"
@@ -180,18 +180,15 @@ class _Sweep:
 SWEEP = _Sweep()
 
 
-def _hydra_job() -> tuple[Path | None, bool, list[str]]:
+def _hydra_job() -> tuple[Path | None, bool]:
+    """(this job's output dir, whether it is a multirun job)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return None, False, []
+        return None, False
     hydra_cfg = HydraConfig.get()
-    return (
-        Path(hydra_cfg.runtime.output_dir),
-        hydra_cfg.mode == RunMode.MULTIRUN,
-        list(hydra_cfg.overrides.task),
-    )
+    return Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
 
 
 def _write_failed(run_dir: Path | None, text: str) -> None:
@@ -212,7 +209,7 @@ def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | No
     def decorate(task: Callable[..., T]) -> Callable[..., T | None]:
         @functools.wraps(task)
         def job(cfg):
-            run_dir, multirun, overrides = _hydra_job()
+            run_dir, multirun = _hydra_job()
             try:
                 result = task(cfg)
             except KeyboardInterrupt:
@@ -222,13 +219,13 @@ def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | No
             except Exception as err:
                 message = report_user_error(err, usage)
                 _write_failed(run_dir, f"{type(err).__name__}: {message or one_line(err)}")
-                if message is None:
-                    import logging
-
-                    logging.getLogger("src").exception(
-                        "job failed (a bug: please report it with this traceback)"
-                    )
                 if multirun:
+                    if message is None:  # a single run re-raises: Hydra prints the traceback
+                        import logging
+
+                        logging.getLogger("src").exception(
+                            "job failed (a bug: please report it with this traceback)"
+                        )
                     SWEEP.record(run_dir, False, message or f"{type(err).__name__}: {one_line(err)[:200]}")
                     return None
                 if message is None:
