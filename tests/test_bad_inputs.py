@@ -222,6 +222,10 @@ TRAIN_SETTING_CASES = [
     ("optimizer.lr=fast", "optimizer.lr=fast"),
     ("trainer.max_steps=0", "trainer.max_steps"),
     ("model.sampling.num_inference_steps=0", "model.sampling.num_inference_steps"),
+    ("+trainer.foo=1", "unexpected keyword argument 'foo'"),
+    ("trainer.precision=fp7", "Precision 'fp7' is invalid"),
+    ("callbacks.model_checkpoint.every_n_train_steps=abc", "callbacks.model_checkpoint"),
+    ("model.weights=/nonexistent/tiny.safetensors", "/nonexistent/tiny.safetensors"),
 ]
 
 
@@ -242,11 +246,14 @@ def test_train_damaged_checkpoints(work):
     empty.write_bytes(b"")
     foreign = work / "foreign.ckpt"
     torch.save({"state_dict": {"layer.weight": torch.zeros(2)}}, foreign)
-    truncated = work / "truncated.ckpt"
     for path, culprit in ((garbage, "cannot be read"), (empty, "empty"), (foreign, "no LoRA adapter")):
         result = cli("src.train", f"ckpt_path={path}", "logger=none", out(work, f"damaged_{path.stem}"))
         assert_user_error(result, str(path), culprit)
-    del truncated
+    shipped = PROJECT_ROOT / "src" / "models" / "pretrained" / "tiny_cogvideox_i2v.safetensors"
+    truncated = work / "truncated_tiny.safetensors"
+    truncated.write_bytes(shipped.read_bytes()[:300])
+    result = cli("src.train", f"model.weights={truncated}", "logger=none", out(work, "truncated_tiny"))
+    assert_user_error(result, str(truncated), "cannot be read")
 
 
 def test_train_resume_must_match_the_checkpoint(work, trained):
@@ -326,6 +333,39 @@ def test_train_run_dir_holds_another_run(work, trained):
     assert after == before, "the first run's files are untouched (its .hydra config included)"
 
 
+def test_default_run_dirs_never_collide_and_named_ones_are_refused(work):
+    """Two runs in the same second get <time> and <time>_2; a dir the user named is refused."""
+    from omegaconf import OmegaConf
+
+    from src.utils.rundir import claim, release_all
+
+    stamp = work / "collide" / "2026-01-01_00-00-00"
+
+    def config(overrides: list[str]):
+        return OmegaConf.create({"hydra": {"run": {"dir": str(stamp)}, "overrides": {"hydra": overrides}}})
+
+    first, second = config([]), config([])
+    try:
+        assert claim(first, "run.dir", "run") == stamp
+        assert claim(second, "run.dir", "run") == stamp.with_name(stamp.name + "_2")
+        assert second.hydra.run.dir == str(stamp) + "_2", "Hydra creates the claimed dir"
+    finally:
+        release_all()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        claim(config([f"hydra.run.dir={stamp}"]), "run.dir", "run")
+    assert exit_.value.code == 2 and "already holds another run" in err.getvalue()
+
+
+def test_run_dir_in_the_repository_root_is_refused(work):
+    before = sorted(p.name for p in PROJECT_ROOT.iterdir())
+    for value in (".", "", str(PROJECT_ROOT)):
+        assert_user_error(
+            cli("src.train", "logger=none", f"hydra.run.dir={value}"), "hydra.run.dir", "outputs/"
+        )
+    assert sorted(p.name for p in PROJECT_ROOT.iterdir()) == before, "nothing was written into the repository"
+
+
 def test_train_output_dir_not_writable(work):
     blocker = work / "a_file"
     blocker.write_text("x")
@@ -365,6 +405,13 @@ def test_train_dataset_text_files_that_are_not_utf8_or_json(work):
         cli("src.train", "data=dataset", f"data.dataset_dir={root}", "logger=none", out(work, "badjson")),
         "metadata.jsonl",
         "line 2",
+    )
+    root = built_dataset(work / "datasets" / "noprompts", ["videos/a.mp4", "videos/b.mp4"])
+    for name in ("prompt.txt", "prompts_uniform.txt", "prompts_adaptive.txt"):
+        (root / name).unlink()
+    assert_user_error(
+        cli("src.train", "data=dataset", f"data.dataset_dir={root}", "logger=none", out(work, "noprompts")),
+        "prompt.txt",
     )
     missing = work / "datasets" / "nowhere"
     assert_user_error(
@@ -570,6 +617,8 @@ def test_build_dataset_bad_inputs(work, images):
         (["task=sr", "format=avi"], "avi"),
         (["task=upscale"], "task/upscale"),
         (["task=sr", "clips_per_image=two"], "clips_per_image"),
+        (["task=sr", "encoder.crf=abc"], "encoder.crf=abc"),
+        (["task=sr", "encoder.pix_fmt=yuv999"], "encoder.pix_fmt=yuv999"),
     ]
     for args, culprit in cases:
         result = cli(
@@ -621,6 +670,9 @@ def test_prompts_bad_inputs_and_secrets(work):
         ([f"dataset={work}", f"refiner.api_key_env={SECRET}"], "refiner.api_key_env"),
         ([f"dataset={work}", f"+refiner.token={SECRET}"], "refiner.token"),
         ([f"dataset={work}", "captioner=gpt9"], "captioner/gpt9"),
+        ([f"dataset={work}", "concurrency=0"], "concurrency"),
+        ([f"dataset={work}", "max_tokens=abc"], "max_tokens=abc"),
+        ([f"dataset={work}", "timeout_s=0"], "timeout_s"),
     ]
     for args, culprit in cases:
         result = cli("src.prompts", *args, f"hydra.run.dir={root}/{abs(hash(tuple(args)))}")

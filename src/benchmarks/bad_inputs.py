@@ -56,7 +56,8 @@ def main() -> None:
         "By CLI: " + ", ".join(f"{k} {v}" for k, v in summary["by_cli"].items()) + ".",
         "By exit status: "
         + ", ".join(f"{k}: {v}" for k, v in summary["by_exit_status"].items())
-        + " (2 = a user error, one line; 0 = handled, e.g. scored what it could; 1 = a sweep with failed jobs).",
+        + " (2 = a user error, one line; 0 = handled, e.g. scored what it could; 1 = a sweep with failed jobs, "
+        "or the deliberate bug of test_a_bug_keeps_its_traceback, the one case meant to show a traceback).",
         "",
         "| CLI | arguments | exit | error line |",
         "|---|---|---|---|",

@@ -36,6 +36,38 @@ class EncoderSettings:
     preset: str = "ultrafast"
     target_qp: int | None = 2  # QP of the last (clean) frame; None = same crf as the others
 
+    X264_PRESETS = (
+        "ultrafast",
+        "superfast",
+        "veryfast",
+        "faster",
+        "fast",
+        "medium",
+        "slow",
+        "slower",
+        "veryslow",
+        "placebo",
+    )
+
+    def __post_init__(self) -> None:
+        """Settings libx264 would reject only when the first clip is encoded, checked now."""
+        from src.utils.cli import number
+
+        if not 0 <= number(self.crf, "encoder.crf") <= 51:
+            raise ConfigError(f"encoder.crf must be in [0, 51], got {self.crf}")
+        if self.target_qp is not None and not 0 <= number(self.target_qp, "encoder.target_qp") <= 51:
+            raise ConfigError(f"encoder.target_qp must be in [0, 51] or null, got {self.target_qp}")
+        if self.codec == "libx264" and self.preset not in self.X264_PRESETS:
+            raise ConfigError(
+                f"encoder.preset must be one of {', '.join(self.X264_PRESETS)}, got {self.preset!r}"
+            )
+        try:
+            av.video.format.VideoFormat(str(self.pix_fmt))
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"encoder.pix_fmt={self.pix_fmt} is not a pixel format (e.g. yuv444p, yuv420p)"
+            ) from None
+
     @classmethod
     def from_dict(cls, cfg: dict | None) -> EncoderSettings:
         try:

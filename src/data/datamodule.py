@@ -172,6 +172,11 @@ def read_built_dataset(root: Path, prompt_mode: str, frames: int) -> list[dict]:
         )
     prompt_path = root / prompt_file_name(prompt_mode)
     if not prompt_path.is_file():
+        if not (root / "prompt.txt").is_file():
+            raise MissingFileError(
+                f"{root} has neither {prompt_file_name(prompt_mode)} nor prompt.txt: the dataset is "
+                "incomplete; rerun python -m src.build_dataset (it resumes) or python -m src.prompts"
+            )
         prompt_path = root / "prompt.txt"
         log.warning("%s has no %s; using prompt.txt", root, prompt_file_name(prompt_mode))
     prompts = read_text(prompt_path, "the dataset's prompts").splitlines()

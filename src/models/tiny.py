@@ -174,10 +174,16 @@ def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
             "(63 minutes on a 2-core CPU, resumable) or pass model.weights=<file>"
         )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-        tensors = {key: handle.get_tensor(key).float() for key in handle.keys()}
-    architecture = json.loads(metadata["architecture"])
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key).float() for key in handle.keys()}
+        architecture = json.loads(metadata["architecture"])
+    except Exception as err:  # noqa: BLE001 - any failure to parse the file: not usable weights
+        raise InputError(
+            f"tiny model weights {path} cannot be read ({type(err).__name__}): truncated, damaged or not "
+            "a tiny-model file; pass model.weights=<file> of python -m src.pretrain_tiny, or drop the override"
+        ) from None
     components = build_tiny_components(architecture)
     for prefix, module in (
         ("vae", components.vae),

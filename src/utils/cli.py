@@ -61,7 +61,7 @@ def user_message(err: BaseException) -> str | None:
     from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue
 
     if type(err).__name__ == "InstantiationException" and err.__cause__ is not None:
-        return user_message(err.__cause__)  # hydra.utils.instantiate wraps what the target raised
+        return _instantiation_message(err)
     if isinstance(err, UserError):
         return one_line(err)
     if isinstance(err, MissingMandatoryValue):
@@ -82,6 +82,25 @@ def user_message(err: BaseException) -> str | None:
         return f"cannot write {err.filename or 'outputs'}: read-only file system; choose a writable folder"
     if isinstance(err, OSError) and err.errno == 28:  # ENOSPC
         return f"no space left on the device writing {err.filename or 'outputs'}; free some space"
+    return None
+
+
+def _instantiation_message(err: BaseException) -> str | None:
+    """``hydra.utils.instantiate`` wraps what the target raised. Our own targets (``src.*``)
+    follow this policy; a library's constructor (Trainer, ModelCheckpoint, AdamW, a logger)
+    refusing its arguments (TypeError / ValueError / Lightning's MisconfigurationException) is a
+    setting the user gave it."""
+    cause, text = err.__cause__, str(err)
+    target = re.search(r"target '([^']+)'", text)
+    if target is None or target.group(1).startswith("src."):
+        return user_message(cause)
+    if isinstance(cause, (TypeError, ValueError)) or type(cause).__name__ == "MisconfigurationException":
+        key = re.search(r"full_key: (\S+)", text)
+        where = key.group(1) if key else target.group(1)
+        return one_line(
+            f"the {where} settings are not accepted by {target.group(1)}: {type(cause).__name__}: {cause}; "
+            f"fix the {where}.* overrides (python -m src.<cli> ... --cfg job shows them)"
+        )
     return None
 
 

@@ -7,9 +7,11 @@ A Hydra callback (configured in conf/hydra/default.yaml) claims the directory in
 - an exclusive ``flock`` on it is held while the process runs (the OS drops it when the process
   dies, so there are no stale locks).
 
-A second run into a directory that is in use fails at once and names the first; a directory that
-already holds another run (finished or crashed) is refused as well, unless the new run resumes
-from a checkpoint inside it (``ckpt_path=<that dir>/checkpoints/last.ckpt``: the same run going on).
+A second run into a directory the user named (``hydra.run.dir=``) that is in use fails at once and
+names the first; one that already holds another run (finished or crashed) is refused as well,
+unless the new run resumes from a checkpoint inside it (``ckpt_path=<that dir>/checkpoints/...``:
+the same run going on). The default directory (a timestamp to the second) moves on to ``_2``,
+``_3``, ... instead, so runs started within the same second never share one.
 """
 
 from __future__ import annotations
@@ -32,25 +34,56 @@ class RunDirInUse(Exception):
     pass
 
 
-def claim(directory: Path, what: str, resuming: bool = False) -> None:
-    """Claim ``directory`` for this process or exit 2 with one line naming its owner.
-    ``resuming``: the run continues from a checkpoint inside this directory (its own earlier
-    run), so a finished owner is no obstacle; a live one still is."""
-    from src.utils.cli import EXIT_USER_ERROR
+def claim(config: DictConfig, key: str, what: str) -> Path:
+    """Claim ``hydra.<key>`` (``run.dir`` / ``sweep.dir``) for this process, or exit 2 with one
+    line naming its owner; returns the directory, written back into ``config`` as a literal.
 
-    try:
-        _claim(directory, what, resuming)
-    except RunDirInUse as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except OSError as err:  # read-only, a file in the way, no space: before Hydra writes anything
-        reason = err.strerror or type(err).__name__
+    A directory the user named (``hydra.run.dir=...``) is that directory or an error. The default
+    (a timestamp to the second) moves on to ``<dir>_2``, ``<dir>_3``, ... when an earlier run
+    already holds it, so two runs started within one second never share a directory.
+    A run that resumes from a checkpoint inside a directory may continue there."""
+    from src.utils.cli import EXIT_USER_ERROR
+    from src.utils.config import PROJECT_ROOT
+
+    directory = Path(str(OmegaConf.select(config, f"hydra.{key}")))
+    setting = f"hydra.{key}"
+    chosen = any(
+        o.lstrip("+").startswith(f"{setting}=")
+        for o in OmegaConf.select(config, "hydra.overrides.hydra") or []
+    )
+    if not str(directory).strip() or directory.resolve() in (PROJECT_ROOT, *PROJECT_ROOT.parents):
         print(
-            f"error: cannot create the {what} dir {directory} ({reason}: {err.filename or directory}); "
-            "choose a writable folder with paths.output_dir=... (or hydra.run.dir=...)",
+            f"error: {setting}={directory} would write the {what}'s files into {directory.resolve()} (the "
+            "repository or above it); give it a folder of its own, e.g. under outputs/ (the default)",
             file=sys.stderr,
         )
         sys.exit(EXIT_USER_ERROR)
+    ckpt = OmegaConf.select(config, "ckpt_path", default=None) if what == "run" else None
+    candidates = (
+        [directory]
+        if chosen
+        else [directory] + [directory.with_name(f"{directory.name}_{i}") for i in range(2, 100)]
+    )
+    for candidate in candidates:
+        try:
+            _claim(candidate, what, resuming=bool(ckpt) and _inside(Path(str(ckpt)), candidate))
+        except RunDirInUse as err:
+            if chosen or candidate == candidates[-1]:
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(EXIT_USER_ERROR)
+            continue
+        except OSError as err:  # read-only, a file in the way, no space: before Hydra writes anything
+            reason = err.strerror or type(err).__name__
+            print(
+                f"error: cannot create the {what} dir {candidate} ({reason}: {err.filename or candidate}); "
+                f"choose a writable folder with paths.output_dir=... (or {setting}=...)",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_USER_ERROR)
+        with read_write(config), open_dict(config):
+            OmegaConf.update(config, setting, str(candidate), merge=False)
+        return candidate
+    raise AssertionError("unreachable")
 
 
 def hold_lock(lock_path: Path, in_use: str) -> tuple:
@@ -140,26 +173,14 @@ def release_all() -> None:
             handle.close()
 
 
-def _freeze(config: DictConfig, key: str) -> Path:
-    """Resolve ``hydra.<key>`` once and write it back as a literal, so the directory claimed here
-    is exactly the one Hydra creates next (``${now:...}`` would be re-evaluated otherwise)."""
-    value = OmegaConf.select(config, f"hydra.{key}")
-    with read_write(config), open_dict(config):
-        OmegaConf.update(config, f"hydra.{key}", str(value), merge=False)
-    return Path(str(value))
-
-
 class RunDirLock(Callback):
     """Hydra callback: claim the run dir (single run) or the sweep dir (multirun) first thing."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        directory = _freeze(config, "run.dir")
-        ckpt = OmegaConf.select(config, "ckpt_path", default=None)
-        resuming = bool(ckpt) and _inside(Path(str(ckpt)), directory)
-        claim(directory, "run", resuming)
+        claim(config, "run.dir", "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        claim(_freeze(config, "sweep.dir"), "sweep")
+        claim(config, "sweep.dir", "sweep")
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         release_all()
