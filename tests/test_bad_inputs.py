@@ -706,6 +706,14 @@ def test_prompts_api_key_env_names_an_unset_variable(work, images):
     )
     assert result.code == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "PROGRESTORE_NO_SUCH_KEY" in result.stderr
+    (dataset / "build_manifest.json").write_bytes(b"\xff\xfe not json")
+    result = cli(
+        "src.prompts", f"dataset={dataset}", "captioner=captions_file", out(work, "prompts_manifest")
+    )
+    assert_user_error(result, "build_manifest.json", "UTF-8")
+    (dataset / "metadata.jsonl").write_text('{"video": \n')
+    result = cli("src.prompts", f"dataset={dataset}", "captioner=captions_file", out(work, "prompts_jsonl"))
+    assert_user_error(result, "metadata.jsonl", "line 1")
 
 
 # --- src.metrics, src.report, src.pretrain_tiny (argparse CLIs) ----------------------------------
@@ -742,6 +750,11 @@ def test_metrics_bad_inputs_and_one_image_convention(work, images):
     Image.fromarray(rgb).convert("CMYK").save(cmyk)
     palette = work / "palette.png"
     Image.fromarray(rgb).quantize(256).save(palette)
+    float_gray = work / "gray_float.tiff"
+    Image.fromarray(rgb[..., 0].astype(np.float32), mode="F").save(float_gray)
+    result = cli("src.metrics", str(gray), str(float_gray))
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["psnr"] is None, "32-bit float pixels are read like 8-bit ones"
     for variant in (cmyk, palette):
         result = cli("src.metrics", str(eight), str(variant))
         assert result.code == 0, result.stderr

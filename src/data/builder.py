@@ -235,7 +235,7 @@ def _build_one_star(args: tuple[BuildSpec, ClipJob]) -> dict:
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, torn or not UTF-8 (a killed build): not a record
         return None
 
 

@@ -137,6 +137,8 @@ def load_image(source: Source) -> np.ndarray:
                 image.load()
                 if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
                     array = np.array(image, dtype=np.uint16)
+                elif image.mode == "F":  # 32-bit float pixels hold 0..255 like 8-bit ones
+                    array = np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)
                 elif image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
                     array = np.asarray(image.convert("RGBA" if "transparency" in image.info else "RGB"))
                 else:

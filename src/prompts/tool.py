@@ -68,12 +68,11 @@ class PromptsReport:
 # Reading the dataset
 # ----------------------------------------------------------------------------------------------
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    from src.utils.io import read_json
+
+    if not path.is_file():
         return None
-    except (OSError, json.JSONDecodeError) as err:
-        raise PromptsError(f"{path} is not readable JSON ({err})") from None
+    return read_json(path, "a file of the dataset", PromptsError)
 
 
 def read_dataset(root: Path) -> tuple[list[str], list[dict], dict]:
@@ -84,15 +83,12 @@ def read_dataset(root: Path) -> tuple[list[str], list[dict], dict]:
             raise PromptsError(
                 f"{root} is not a built dataset: {path.name} is missing (python -m src.build_dataset)"
             )
-    videos = [line for line in videos_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    try:
-        records = [
-            json.loads(line)
-            for line in metadata_path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-    except json.JSONDecodeError as err:
-        raise PromptsError(f"{metadata_path} is not valid JSON lines ({err})") from None
+    from src.utils.io import read_jsonl, read_text
+
+    videos = [
+        line for line in read_text(videos_path, "the clip list", PromptsError).splitlines() if line.strip()
+    ]
+    records = read_jsonl(metadata_path, "the clip records", PromptsError)
     by_video = {record.get("video"): record for record in records}
     missing = [video for video in videos if video not in by_video]
     if missing or len(records) != len(videos):
