@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import numpy as np
 import torch
 
 from src.utils.frames import label_panels, to_uint8_images
-from src.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +53,9 @@ class FrameMetricsWriter(L.Callback):
         if not metrics or trainer.sanity_checking or not trainer.is_global_zero:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / "frame_metrics.json"
-        write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+        from src.metrics import frame_metrics
+
+        frame_metrics.write(self.output_dir, metrics)
         samples_dir = self.output_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         gifs = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import logging
 import math
 import time
@@ -335,23 +334,12 @@ def aggregate(per_image: list[dict], restorer, kind: str, has_lpips: bool) -> di
         values = [_mean(r["frames"][f].get(metric) for r in per_image) for f in range(num_frames)]
         return None if all(v is None for v in values) else values
 
+    from src.metrics import frame_metrics
+
     psnr, ssim, lpips = frame_means("psnr"), frame_means("ssim"), frame_means("lpips") if has_lpips else None
-    metrics = {
-        "task": restorer.task,
-        "prompt": restorer.prompt_mode,
-        "frames": list(range(1, num_frames + 1)),
-        "psnr": psnr,
-        "ssim": ssim,
-        "lpips": lpips,
-        "n_images": len(per_image),
-        "data": kind,
-        "mean": {
-            f"{m}_f{a}_{num_frames}": float(np.mean(v[a - 1 :]))
-            for m, v in (("psnr", psnr), ("ssim", ssim), ("lpips", lpips))
-            if v
-            for a in (1, 2)
-        },
-    }
+    metrics = frame_metrics.make(
+        restorer.task, restorer.prompt_mode, psnr, ssim, lpips, len(per_image), data=kind
+    )
     colour = [r["first_frame_colour_error"] for r in per_image]
     metrics["first_frame_colour_error"] = {"mean": float(np.mean(colour)), "max": float(np.max(colour))}
     if "input" in per_image[0]:
@@ -441,6 +429,7 @@ def write_outputs(run_dir: Path, metrics: dict, rows: list[dict]) -> None:
     finished evaluation."""
     import io
 
+    from src.metrics import frame_metrics
     from src.utils.io import write_text_atomic
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -451,7 +440,7 @@ def write_outputs(run_dir: Path, metrics: dict, rows: list[dict]) -> None:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
     write_text_atomic(run_dir / "metrics.csv", table.getvalue())
     write_text_atomic(run_dir / "eval_table.md", render_table(metrics))
-    write_text_atomic(run_dir / "frame_metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
+    frame_metrics.write(run_dir, metrics)
 
 
 def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:

@@ -29,10 +29,11 @@ import os
 import sys
 from pathlib import Path
 
+from src.metrics.frame_metrics import FILE_NAME as METRICS_FILE
+from src.metrics.frame_metrics import read as read_frame_metrics
 from src.utils.cli import ArgumentParser, ConfigError, UserError, report_user_error
 from src.utils.config import PROJECT_ROOT
 
-METRICS_FILE = "frame_metrics.json"
 METRICS = ("psnr", "ssim", "lpips")
 AXIS_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS (lower is better)"}
 TITLES = {"psnr": "PSNR vs frame", "ssim": "SSIM vs frame", "lpips": "LPIPS vs frame"}
@@ -61,54 +62,6 @@ def find_metrics_files(paths: list[str | Path]) -> list[Path]:
                 seen.add(key)
                 found.append(candidate)
     return found
-
-
-def _number_list(data: dict, key: str, source: Path, allow_none: bool = False) -> list[float | None]:
-    values = data.get(key)
-    if not isinstance(values, list) or not values:
-        raise ReportError(f"malformed {source}: '{key}' must be a non-empty list of numbers")
-    out: list[float | None] = []
-    for value in values:
-        if value is None and allow_none:
-            out.append(None)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(float(value))
-        else:
-            raise ReportError(f"malformed {source}: '{key}' holds {value!r}, not a number")
-    return out
-
-
-def read_frame_metrics(path: Path) -> dict:
-    """Load and validate one ``frame_metrics.json`` (see ``src/models/module.py`` for its schema):
-    ``psnr`` and ``ssim`` lists of equal length, ``frames`` (default 1..T) of that length,
-    ``lpips`` null or a list of that length (null entries allowed)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ReportError(f"malformed {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"malformed {path}: expected a JSON object, got {type(data).__name__}")
-    psnr = _number_list(data, "psnr", path)
-    ssim = _number_list(data, "ssim", path)
-    count = len(psnr)
-    frames = _number_list(data, "frames", path) if "frames" in data else list(range(1, count + 1))
-    lpips = None if data.get("lpips") is None else _number_list(data, "lpips", path, allow_none=True)
-    for key, values in (("ssim", ssim), ("frames", frames), ("lpips", lpips)):
-        if values is not None and len(values) != count:
-            raise ReportError(f"malformed {path}: '{key}' has {len(values)} values, 'psnr' has {count}")
-    if lpips is not None and all(value is None for value in lpips):
-        lpips = None
-    for key in ("input_psnr", "input_ssim", "n_images", "global_step"):
-        value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ReportError(f"malformed {path}: '{key}' is {value!r}, not a number")
-    return {
-        **data,
-        "frames": [int(f) for f in frames],
-        "psnr": psnr,
-        "ssim": ssim,
-        "lpips": lpips,
-    }
 
 
 def read_overrides(run_dir: Path) -> list[str] | None:

@@ -22,26 +22,35 @@ from src.data.degradations import (
     sample_params,
 )
 
-PRESETS = {
-    "paper": DegradationPreset(),
-    "mild": DegradationPreset.from_dict(
-        {
-            "name": "mild",
-            "sr": {"scale_min": [0.25, 0.5]},
-            "deblur": {"kernel_max_px": [15, 60]},
-            "lowlight": {"noise": [0.01, 0.03], "exposure_stops": [1.0, 2.0]},
-        }
-    ),
-    "severe": DegradationPreset.from_dict(
-        {
-            "name": "severe",
-            "sr": {"scale_min": [0.03, 0.1]},
-            "deblur": {"kernel_max_px": [120, 300]},
-            "lowlight": {"noise": [0.06, 0.12], "exposure_stops": [4.0, 6.0], "signal_dependent": True},
-        }
-    ),
-    "interpolate": DegradationPreset(name="interpolate", mode="interpolate"),
-}
+
+def shipped_preset(name: str) -> DegradationPreset:
+    """The preset a run gets with ``degradation=<name>``: conf/degradation/<name>.yaml composed
+    through Hydra (its defaults list included), not a hand-written copy."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from src.utils.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"degradation={name}"])
+    return DegradationPreset.from_dict(OmegaConf.to_container(cfg.degradation, resolve=True))
+
+
+PRESETS = {name: shipped_preset(name) for name in ("paper", "mild", "severe", "interpolate")}
+
+
+def test_the_shipped_presets_are_what_the_tests_exercise():
+    assert PRESETS["paper"] == DegradationPreset(), "paper.yaml is the code's default preset"
+    mild, severe = PRESETS["mild"], PRESETS["severe"]
+    assert (mild.name, severe.name, PRESETS["interpolate"].mode) == ("mild", "severe", "interpolate")
+    assert tuple(mild.sr.scale_min) == (0.25, 0.5) and tuple(severe.sr.scale_min) == (0.03, 0.1)
+    assert tuple(severe.deblur.kernel_max_px) == (120, 300) and severe.lowlight.signal_dependent
+    assert mild.lowlight.wb_drift == 0.08 and severe.lowlight.wb_drift == 0.3
+    # each shipped preset is milder / harsher than the paper's in every task
+    paper = PRESETS["paper"]
+    assert mild.sr.scale_min[0] > paper.sr.scale_min[0] > severe.sr.scale_min[0]
+    assert mild.deblur.kernel_max_px[1] < paper.deblur.kernel_max_px[1] < severe.deblur.kernel_max_px[1]
+    assert mild.lowlight.noise[1] < paper.lowlight.noise[1] < severe.lowlight.noise[1]
 
 
 def strictly_increasing(values) -> bool:

@@ -450,3 +450,30 @@ def test_cli_bad_input_exits_2_with_one_line(case, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], res.stderr
     assert str(bad) in lines[0]
+
+
+def test_frame_metrics_schema_has_one_owner(tmp_path):
+    """make -> write -> read round-trips; frames and the with/without-frame-1 means are derived
+    (never hand-written by a producer); malformed files name themselves."""
+    from src.metrics import frame_metrics
+    from src.utils.cli import InputError
+
+    psnr, ssim, lpips = [10.0, 12.0, 14.0], [0.3, 0.4, 0.5], [0.6, 0.5, 0.4]
+    data = frame_metrics.make("sr", "uniform", psnr, ssim, lpips, 2, global_step=7)
+    assert data["frames"] == [1, 2, 3] and data["global_step"] == 7
+    assert data["mean"] == {
+        "psnr_f1_3": 12.0,
+        "psnr_f2_3": 13.0,
+        "ssim_f1_3": pytest.approx(0.4),
+        "ssim_f2_3": pytest.approx(0.45),
+        "lpips_f1_3": pytest.approx(0.5),
+        "lpips_f2_3": pytest.approx(0.45),
+    }
+    assert "lpips_f1_3" not in frame_metrics.make("sr", "uniform", psnr, ssim, None, 2)["mean"]
+    path = frame_metrics.write(tmp_path, data)
+    assert path.name == frame_metrics.FILE_NAME and frame_metrics.read(path) == data
+    with pytest.raises(ValueError):
+        frame_metrics.make("sr", "uniform", psnr, ssim[:2], None, 2)
+    path.write_text('{"psnr": [1, 2], "ssim": [1]}')
+    with pytest.raises(InputError, match=f"malformed {path}.*'ssim' has 1 values"):
+        frame_metrics.read(path)

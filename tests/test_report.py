@@ -20,22 +20,15 @@ NO_WANDB = {"WANDB_MODE": "disabled"}
 
 
 def metrics(task="lowlight", prompt="adaptive", start=10.0, step=0.8, lpips=None, n_images=5) -> dict:
-    """A frame_metrics.json as the FrameMetricsWriter writes it (9 frames, PSNR rising by step)."""
+    """A frame_metrics.json made by the schema's owner, as training validation makes it (9 frames,
+    PSNR rising by step)."""
+    from src.metrics.frame_metrics import make
+
     psnr = [round(start + step * i, 3) for i in range(9)]
     ssim = [round(0.30 + 0.02 * i, 4) for i in range(9)]
-    return {
-        "task": task,
-        "prompt": prompt,
-        "frames": list(range(1, 10)),
-        "psnr": psnr,
-        "ssim": ssim,
-        "mean": {"psnr_f1_9": sum(psnr) / 9, "psnr_f2_9": sum(psnr[1:]) / 8},
-        "lpips": lpips,
-        "n_images": n_images,
-        "input_psnr": start + 0.5,
-        "input_ssim": 0.29,
-        "global_step": 1200,
-    }
+    return make(
+        task, prompt, psnr, ssim, lpips, n_images, input_psnr=start + 0.5, input_ssim=0.29, global_step=1200
+    )
 
 
 def make_run(run_dir: Path, data: dict, overrides: list[str] | None = None) -> Path:
@@ -205,14 +198,43 @@ def test_wandb_is_not_imported_unless_online(runs_tree, tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "0 False"
 
 
-def test_wandb_flag_logs_the_report_through_the_wandb_client(runs_tree, tmp_path):
-    # WANDB_MODE=disabled: the real client code path (init, Table, Image, finish) with no network
-    out = tmp_path / "report"
-    result = run_module(
-        "src.report", str(runs_tree["sweep"]), "--out", str(out), "--wandb", env_extra=NO_WANDB
+def test_wandb_flag_logs_the_report_through_the_wandb_client(runs_tree, tmp_path, monkeypatch, capsys):
+    """--wandb: one W&B run (job_type report) whose single log call carries the summary table
+    (the same rows as report.md) and every figure the report wrote, then finish()."""
+    import types
+
+    from src.report import main, summary_rows
+
+    calls: dict = {"log": []}
+
+    class Run:
+        url, name = None, "report-run"
+
+        def log(self, payload):
+            calls["log"].append(payload)
+
+        def finish(self):
+            calls["finished"] = True
+
+    fake = types.SimpleNamespace(
+        init=lambda **kwargs: calls.setdefault("init", kwargs) and Run(),
+        Table=lambda columns, data: {"columns": columns, "data": data},
+        Image=lambda path: {"image": path},
     )
-    assert result.returncode == 0, result.stderr
-    assert "logged to W&B" in result.stdout and (out / "report.md").is_file()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    out = tmp_path / "report"
+    assert main([str(runs_tree["sweep"]), "--out", str(out), "--wandb", "--wandb-project", "proj"]) == 0
+    assert "logged to W&B: report-run" in capsys.readouterr().out
+    assert calls["init"]["project"] == "proj" and calls["init"]["job_type"] == "report"
+    assert calls.get("finished") and len(calls["log"]) == 1
+    payload = calls["log"][0]
+    header, rows = summary_rows(collect_runs([runs_tree["sweep"]]))
+    assert payload["report/runs"] == {"columns": header, "data": rows} and len(rows) == 2
+    figures = {key: value["image"] for key, value in payload.items() if key != "report/runs"}
+    assert figures == {
+        f"report/{name}": str(out / f"{name}.png") for name in ("psnr_vs_frame", "ssim_vs_frame", "figure")
+    }
+    assert all(Path(path).is_file() for path in figures.values())
 
 
 def test_labels_are_short_and_can_be_given(tmp_path):

@@ -200,7 +200,12 @@ def test_eval_synthetic_has_the_training_schema_baselines_and_temporal_scores(tr
     assert len(metrics["lpips"]) == 9 and all(0 < v < 1 for v in metrics["lpips"])  # shared weights (CI)
     assert set(metrics["baselines"]) == {"input", "gamma+denoise"}
     assert metrics["baselines"]["input"]["psnr"] == pytest.approx(metrics["input_psnr"])
-    assert metrics["temporal"]["warping_error"] >= 0 and metrics["temporal"]["flicker"] >= 0
+    assert metrics["temporal"]["warping_error"] > 0 and metrics["temporal"]["flicker"] > 0, "frames move"
+    from src.metrics import frame_metrics  # the schema training validation writes, one owner
+
+    assert set(metrics) >= set(frame_metrics.REQUIRED_KEYS)
+    assert metrics["mean"] == frame_metrics.frame_means(metrics["psnr"], metrics["ssim"], metrics["lpips"])
+    assert frame_metrics.read(run / "frame_metrics.json")["psnr"] == metrics["psnr"]
     assert len(rows) == 2 * (9 + 2)
     generated = [float(r["psnr"]) for r in rows if r["method"] == "generated" and r["frame"] == "9"]
     assert np.mean(generated) == pytest.approx(metrics["psnr"][-1])

@@ -49,17 +49,27 @@ def test_every_combination_of_config_groups_composes(tmp_path):
     options["debug"] = [None, *options["debug"]]
     assert set(options["trainer"]) >= {"cpu", "gpu", "ddp"}
     assert set(options["logger"]) >= {"wandb", "csv", "tensorboard", "none"}
-    count = 0
+    from omegaconf import open_dict
+
+    seen: dict[str, set] = {g: set() for family in families for g in family}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for family in families:
             for combo in itertools.product(*(options[g] for g in family)):
                 overrides = [f"{g}={o}" for g, o in zip(family, combo, strict=True) if o is not None]
-                cfg = compose("train", overrides=[*overrides, f"paths.run_dir={tmp_path}"])
+                cfg = compose(
+                    "train", overrides=[*overrides, f"paths.run_dir={tmp_path}"], return_hydra_config=True
+                )
+                choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+                with open_dict(cfg):
+                    del cfg["hydra"]
+                # the composed config is the one asked for: Hydra selected exactly these options
+                for group, option in zip(family, combo, strict=True):
+                    assert choices[group] == option, (group, option, choices[group])
+                    seen[group].add(option)
                 resolved = OmegaConf.to_container(cfg, resolve=True)
                 assert resolved["run_name"] and resolved["model"]["frames"] == 9
-                count += 1
-    expected = sum(len(list(itertools.product(*(options[g] for g in family)))) for family in families)
-    assert count == expected
+    # every option file of every group was composed (and nothing else was)
+    assert seen == {g: set(options[g]) for g in seen}
 
 
 def test_instantiable_parts_of_the_default_config(tmp_path):
@@ -152,8 +162,12 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = tmp_path / "run"
+    from src.metrics import frame_metrics
+
     metrics = json.loads((run / "frame_metrics.json").read_text())
-    assert set(metrics) >= {"task", "prompt", "frames", "psnr", "ssim", "lpips", "n_images"}
+    assert frame_metrics.read(run / "frame_metrics.json") == {**metrics, "lpips": metrics["lpips"]}
+    assert set(metrics) >= set(frame_metrics.REQUIRED_KEYS)
+    assert metrics["mean"] == frame_metrics.frame_means(metrics["psnr"], metrics["ssim"], metrics["lpips"])
     assert metrics["task"] == "lowlight" and metrics["prompt"] == "adaptive"
     assert metrics["frames"] == list(range(1, 10)) and len(metrics["psnr"]) == 9 == len(metrics["ssim"])
     assert metrics["n_images"] == 2

@@ -4,6 +4,7 @@
 - ``src.metrics.lpips``: LPIPS(alex, v0.1) in plain torch (no torchvision).
 - ``src.metrics.temporal``: warping error (Lai et al. 2018) and a flicker score of frame trajectories.
 - ``src.metrics.frames``: ``frame_psnr_ssim`` on (B, F, C, H, W) tensors, used by training validation.
+- ``src.metrics.frame_metrics``: the ``frame_metrics.json`` schema (make, write, read), its one owner.
 - ``python -m src.metrics A.png B.png``: the three image metrics of one pair as JSON.
 
 ``frame_psnr_ssim`` stays importable from here; it is loaded lazily because torchmetrics takes seconds to

@@ -416,30 +416,26 @@ class ProgressiveI2VModule(L.LightningModule):
         self.log("val/psnr_last", psnr[-1], prog_bar=True, sync_dist=True)
         self.log("val/ssim_last", ssim[-1], sync_dist=True)
         self.log("val/first_frame_colour_error", sum(self._val_sums["colour"]) / n, sync_dist=True)
-        # frame 1 is the condition (a near-copy of the input): means with and without it
-        means = {}
-        for metric, values in (("psnr", psnr), ("ssim", ssim)):
-            means[f"{metric}_f1_{len(values)}"] = sum(values) / len(values)
-            means[f"{metric}_f2_{len(values)}"] = sum(values[1:]) / max(1, len(values) - 1)
-        for name, value in means.items():
-            self.log(f"val/mean/{name}", value, sync_dist=True)
-        self.last_frame_metrics = {
-            "task": self.hparams.task,
-            "prompt": self.hparams.prompt_mode,
-            "frames": list(range(1, len(psnr) + 1)),
-            "psnr": psnr,
-            "ssim": ssim,
-            "mean": means,
-            "lpips": lpips,  # None when the LPIPS weights are missing (never a made-up number)
-            "n_images": n,
-            "input_psnr": self._val_sums["input_psnr"] / n,
-            "input_ssim": self._val_sums["input_ssim"] / n,
-            "input_lpips": self._val_sums["input_lpips"] / n if has_lpips else None,
-            "temporal": temporal,
+        from src.metrics import frame_metrics
+
+        # the schema's one owner (src/metrics/frame_metrics.py) derives frames and the means
+        self.last_frame_metrics = frame_metrics.make(
+            self.hparams.task,
+            self.hparams.prompt_mode,
+            psnr,
+            ssim,
+            lpips,  # None when the LPIPS weights are missing (never a made-up number)
+            n,
+            input_psnr=self._val_sums["input_psnr"] / n,
+            input_ssim=self._val_sums["input_ssim"] / n,
+            input_lpips=self._val_sums["input_lpips"] / n if has_lpips else None,
+            temporal=temporal,
             # max over channels of |mean colour of generated frame 1 - mean colour of I_1|, 8-bit levels
-            "first_frame_colour_error": {
+            first_frame_colour_error={
                 "mean": sum(self._val_sums["colour"]) / n,
                 "max": max(self._val_sums["colour"]),
             },
-            "global_step": int(self.global_step),
-        }
+            global_step=int(self.global_step),
+        )
+        for name, value in self.last_frame_metrics["mean"].items():
+            self.log(f"val/mean/{name}", value, sync_dist=True)
