@@ -176,7 +176,7 @@ def test_cpu_training_writes_every_output_and_offline_wandb_holds_the_curves(tmp
         assert 0 < metrics["input_lpips"] < 1
     else:
         assert metrics["lpips"] is None, "no LPIPS weights: null, never a made-up number"
-    assert metrics["temporal"]["warping_error"] >= 0 and metrics["temporal"]["flicker"] >= 0
+    assert metrics["temporal"]["warping_error"] > 0 and metrics["temporal"]["flicker"] > 0, "frames move"
     assert all(0 < p < 100 for p in metrics["psnr"]) and all(-1 <= s <= 1 for s in metrics["ssim"])
     assert metrics["mean"]["psnr_f2_9"] == pytest.approx(sum(metrics["psnr"][1:]) / 8)
     assert metrics["mean"]["ssim_f1_9"] == pytest.approx(sum(metrics["ssim"]) / 9)
