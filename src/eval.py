@@ -25,7 +25,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.cli import ConfigError, InputError, UserError, check_device, hydra_cli, number, user_errors
+from src.utils.cli import ConfigError, InputError, UserError, hydra_cli, number, user_errors
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -218,19 +218,15 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     from src.metrics.image import mean_colour_error
     from src.metrics.temporal import flicker, warping_error
     from src.models.restorer import load_restorer
-    from src.restore import model_overrides, strip_image
+    from src.restore import check_inference_settings, model_overrides, strip_image
 
     kind = str(cfg.data.kind)
     if kind not in DATA_KINDS:
         raise ConfigError(f"data must be one of {DATA_KINDS}, got {kind!r}")
-    if cfg.mode not in ("resize", "tiled"):
-        raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
-    check_device(cfg.device)
-    number(cfg.seed, "seed")
-    for key in ("tile_overlap", "tile_batch", "samples"):
-        number(cfg[key], key)
-    if cfg.max_images is not None and number(cfg.max_images, "max_images") < 1:
-        raise ConfigError(f"max_images must be >= 1 (or null for all), got {cfg.max_images}")
+    check_inference_settings(cfg)
+    number(cfg.samples, "samples", at_least=0)
+    if cfg.max_images is not None:  # null: all
+        number(cfg.max_images, "max_images", at_least=1)
     data_cfg = {**OmegaConf.to_container(cfg.data, resolve=True), "shared_dir": cfg.paths.shared_dir}
     loaders = None  # paired / ReLoBlur: their layout errors surface before the model loads
     if kind == "paired":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from src.utils.cli import (
     user_errors,
 )
 from src.utils.config import CONFIG_DIR
+from src.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,26 @@ def model_overrides(cfg: DictConfig) -> list[str]:
         overrides.append(f"task={cfg.task.name}")
     if cfg.get("prompt"):
         overrides.append(f"prompt={cfg.prompt.mode}")
-    if cfg.get("num_inference_steps") is not None:
-        steps = number(cfg.num_inference_steps, "num_inference_steps")
-        if steps < 1:
-            raise ConfigError(f"num_inference_steps must be >= 1 (or null for the checkpoint's), got {steps}")
+    if cfg.get("num_inference_steps") is not None:  # null: the checkpoint's
+        steps = number(cfg.num_inference_steps, "num_inference_steps", at_least=1)
         overrides.append(f"model.sampling.num_inference_steps={steps}")
     if cfg.get("guidance_scale") is not None:
         overrides.append(
             f"model.sampling.guidance_scale={number(cfg.guidance_scale, 'guidance_scale', float)}"
         )
     return overrides
+
+
+def check_inference_settings(cfg: DictConfig) -> None:
+    """The settings src.restore and src.eval share (mode, tiles, seed, device, sampling), checked
+    before a model loads."""
+    if cfg.mode not in ("resize", "tiled"):
+        raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
+    number(cfg.seed, "seed")
+    number(cfg.tile_batch, "tile_batch", at_least=1)
+    number(cfg.tile_overlap, "tile_overlap", at_least=0)
+    check_device(cfg.device)
+    model_overrides(cfg)  # num_inference_steps, guidance_scale
 
 
 def list_inputs(path: str) -> tuple[list, list[tuple[str, str]]]:
@@ -131,8 +141,6 @@ def write_outputs(frames_fhwc: np.ndarray, folder: Path, fps: float, gif_max_sid
 
 def check_writable(folder: Path, setting: str) -> None:
     """Create ``folder`` and prove it writable now, before a model loads (one line, not a traceback)."""
-    from src.utils.cli import InputError
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
@@ -177,20 +185,10 @@ def restore_all(cfg: DictConfig) -> dict:
     from src.prompts import load_captions
 
     # Every setting, input and the output folder are checked before the model loads.
-    if cfg.mode not in ("resize", "tiled"):
-        raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
-    if number(cfg.upscale, "upscale", float) < 1.0:
-        raise ConfigError(f"upscale must be >= 1, got {cfg.upscale}")
-    if not number(cfg.fps, "fps", float) > 0:
-        raise ConfigError(f"fps must be > 0 (frames per second of trajectory.mp4/.gif), got {cfg.fps}")
-    if number(cfg.gif_max_side, "gif_max_side") < 1:
-        raise ConfigError(f"gif_max_side must be >= 1, got {cfg.gif_max_side}")
-    number(cfg.seed, "seed")
-    if number(cfg.tile_batch, "tile_batch") < 1:
-        raise ConfigError(f"tile_batch must be >= 1, got {cfg.tile_batch}")
-    if number(cfg.tile_overlap, "tile_overlap") < 0:
-        raise ConfigError(f"tile_overlap must be >= 0, got {cfg.tile_overlap}")
-    check_device(cfg.device)
+    check_inference_settings(cfg)
+    number(cfg.upscale, "upscale", float, at_least=1)
+    number(cfg.fps, "fps", float, above=0)
+    number(cfg.gif_max_side, "gif_max_side", at_least=1)
     checkpoint = resolve_checkpoint(cfg.ckpt)
     sources, skipped = list_inputs(cfg.input)
     captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
@@ -224,24 +222,19 @@ def restore_all(cfg: DictConfig) -> dict:
             progress=True,
         )
         folder = out_dir / source.key.replace("/", "__")
-        # Into a temp folder, renamed over the final one when complete: never a half result.
-        temp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(temp, ignore_errors=True)
-        written = write_outputs(frames, temp, float(cfg.fps), int(cfg.gif_max_side))
-        record = {
-            "input": str(Path(str(source.path)).resolve()) if source.path else source.key,
-            "seed": int(cfg.seed),
-            "prompt": prompt,
-            "upscale": float(cfg.upscale),
-            **info,
-            **written,
-            **restorer.description,
-            "seconds": round(time.time() - started, 2),
-        }
-        (temp / "restore.json").write_text(json.dumps(record, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
+        with atomic_path(folder) as temp:  # renamed over the final folder when complete
+            written = write_outputs(frames, temp, float(cfg.fps), int(cfg.gif_max_side))
+            record = {
+                "input": str(Path(str(source.path)).resolve()) if source.path else source.key,
+                "seed": int(cfg.seed),
+                "prompt": prompt,
+                "upscale": float(cfg.upscale),
+                **info,
+                **written,
+                **restorer.description,
+                "seconds": round(time.time() - started, 2),
+            }
+            (temp / "restore.json").write_text(json.dumps(record, indent=2) + "\n")
         results.append({"name": source.key, "dir": str(folder), **record})
     summary = merge_summary(out_dir / "restore_summary.json", results, failures)
     log.info("restored %d image(s) into %s; skipped %d", len(results), out_dir, len(failures))

@@ -50,18 +50,13 @@ def validate_config(cfg: DictConfig) -> None:
     validate_lora_config(cfg.lora.rank, cfg.lora.alpha, cfg.lora.target_modules, cfg.lora.dropout)
     latent_frame_count(int(cfg.model.frames))
     sampling = cfg.model.get("sampling") or {}
-    if (
-        "num_inference_steps" in sampling
-        and number(sampling.num_inference_steps, "model.sampling.num_inference_steps") < 1
-    ):
-        raise ConfigError(
-            f"model.sampling.num_inference_steps must be >= 1, got {sampling.num_inference_steps}"
-        )
+    if "num_inference_steps" in sampling:
+        number(sampling.num_inference_steps, "model.sampling.num_inference_steps", at_least=1)
     if "guidance_scale" in sampling:
         number(sampling.guidance_scale, "model.sampling.guidance_scale", float)
     for key in ("lr", "weight_decay"):
-        if cfg.optimizer.get(key) is not None and number(cfg.optimizer[key], f"optimizer.{key}", float) < 0:
-            raise ConfigError(f"optimizer.{key} must be >= 0, got {cfg.optimizer[key]}")
+        if cfg.optimizer.get(key) is not None:
+            number(cfg.optimizer[key], f"optimizer.{key}", float, at_least=0)
     if cfg.get("lr_scheduler") and cfg.lr_scheduler.get("total_steps") is not None:
         if number(cfg.lr_scheduler.total_steps, "lr_scheduler.total_steps") < 1:
             raise ConfigError(

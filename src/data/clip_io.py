@@ -6,8 +6,6 @@ Frames are (F, H, W, C=3) uint8 RGB throughout.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +51,9 @@ class EncoderSettings:
         """Settings libx264 would reject only when the first clip is encoded, checked now."""
         from src.utils.cli import number
 
-        if not 0 <= number(self.crf, "encoder.crf") <= 51:
-            raise ConfigError(f"encoder.crf must be in [0, 51], got {self.crf}")
-        if self.target_qp is not None and not 0 <= number(self.target_qp, "encoder.target_qp") <= 51:
-            raise ConfigError(f"encoder.target_qp must be in [0, 51] or null, got {self.target_qp}")
+        number(self.crf, "encoder.crf", at_least=0, at_most=51)
+        if self.target_qp is not None:  # null: the crf of the other frames
+            number(self.target_qp, "encoder.target_qp", at_least=0, at_most=51)
         if self.codec == "libx264" and self.preset not in self.X264_PRESETS:
             raise ConfigError(
                 f"encoder.preset must be one of {', '.join(self.X264_PRESETS)}, got {self.preset!r}"
@@ -123,25 +120,17 @@ def write_clip_atomic(
 ) -> None:
     """Write to a temporary name beside ``final_path`` and rename, so a killed build never leaves a
     half-written clip under the final name."""
+    from src.utils.io import atomic_path
+
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = final_path.with_name(f".{final_path.name}.tmp-{os.getpid()}")
-    try:
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    with atomic_path(final_path) as temp_path:
         if fmt == "mp4":
             write_mp4(frames, temp_path, fps, encoder)
-        elif fmt == "png":
-            write_png_folder(frames, temp_path)
         else:
-            raise ConfigError(f"unknown format {fmt!r}; choose one of {FORMATS}")
-        if final_path.is_dir():
-            shutil.rmtree(final_path)
-        os.replace(temp_path, final_path)
-    except BaseException:
-        if temp_path.is_dir():
-            shutil.rmtree(temp_path, ignore_errors=True)
-        elif temp_path.exists():
-            temp_path.unlink()
-        raise
+            write_png_folder(frames, temp_path)
 
 
 def read_clip(path: str | Path) -> np.ndarray:

@@ -242,29 +242,19 @@ class ProgressionDataModule(L.LightningDataModule):
         super().__init__()
         if source not in ("synthetic", "dataset"):
             raise ConfigError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
-        minimum = {
-            "batch_size": 1,
-            "val_batch_size": 1,
-            "train_clips_per_epoch": 1,
-            "val_clips_per_image": 1,
-            "num_workers": 0,
-        }
-        given = {
-            "batch_size": batch_size,
-            "val_batch_size": val_batch_size,
-            "train_clips_per_epoch": train_clips_per_epoch,
-            "val_clips_per_image": val_clips_per_image,
-            "num_workers": num_workers,
-        }
-        for key, value in given.items():
-            if number(value, f"data.{key}") < minimum[key]:
-                raise ConfigError(f"data.{key} must be >= {minimum[key]}, got {value}")
-        if not 0.0 < number(val_fraction, "data.val_fraction", float) < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        low, high = (number(v, "data.random_crop", float) for v in random_crop)
-        if not 0.0 < low <= high <= 1.0:
+        for key, value, least in (
+            ("batch_size", batch_size, 1),
+            ("val_batch_size", val_batch_size, 1),
+            ("train_clips_per_epoch", train_clips_per_epoch, 1),
+            ("val_clips_per_image", val_clips_per_image, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            number(value, f"data.{key}", at_least=least)
+        number(val_fraction, "data.val_fraction", float, above=0, below=1)
+        low, high = (number(v, "data.random_crop", float, above=0, at_most=1) for v in random_crop)
+        if low > high:
             raise ConfigError(
-                f"data.random_crop must be [low, high] with 0 < low <= high <= 1, got {list(random_crop)}"
+                f"data.random_crop must be [low, high] with low <= high, got {list(random_crop)}"
             )
         self.task, self.prompt_mode, self.task_prompts = task, prompt_mode, dict(task_prompts)
         self.preset = DegradationPreset.from_dict(dict(degradation))

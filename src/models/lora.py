@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -14,16 +12,13 @@ def validate_lora_config(rank, alpha, target_modules, dropout=0.0) -> None:
     """One clear message naming the lora.* setting; raises src.utils.cli.ConfigError."""
     from src.utils.cli import ConfigError, number
 
-    if number(rank, "lora.rank") < 1:
-        raise ConfigError(f"lora.rank must be >= 1, got {rank}")
-    if number(alpha, "lora.alpha", float) <= 0:
-        raise ConfigError(f"lora.alpha must be > 0, got {alpha}")
+    number(rank, "lora.rank", at_least=1)
+    number(alpha, "lora.alpha", float, above=0)
     if not target_modules or isinstance(target_modules, str):
         raise ConfigError(
             "lora.target_modules must be a list naming at least one module (e.g. [to_q,to_k,to_v,to_out.0])"
         )
-    if not 0.0 <= number(dropout, "lora.dropout", float) < 1.0:
-        raise ConfigError(f"lora.dropout must be in [0, 1), got {dropout}")
+    number(dropout, "lora.dropout", float, at_least=0, below=1)
 
 
 def add_lora(
@@ -81,23 +76,23 @@ def export_lora(
     ``CogVideoXImageToVideoPipeline.load_lora_weights`` reads; rank/alpha also in lora_config.json."""
     from diffusers import CogVideoXImageToVideoPipeline
 
-    # Written into a temp dir, then renamed: a crash never leaves a half export that looks complete.
+    from src.utils.io import atomic_path
+
     final = Path(directory)
-    directory = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"r": int(rank), "lora_alpha": float(alpha), "target_modules": list(target_modules)}
-    CogVideoXImageToVideoPipeline.save_lora_weights(
-        directory,
-        transformer_lora_layers={
-            k: v.detach().float().cpu() for k, v in lora_state_dict(transformer).items()
-        },
-        transformer_lora_adapter_metadata=metadata,
-    )
-    (directory / "lora_config.json").write_text(json.dumps({**metadata, **(extra or {})}, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(directory, final)
+    with atomic_path(final) as directory:  # a crash never leaves a half export that looks complete
+        directory.mkdir()
+        CogVideoXImageToVideoPipeline.save_lora_weights(
+            directory,
+            transformer_lora_layers={
+                k: v.detach().float().cpu() for k, v in lora_state_dict(transformer).items()
+            },
+            transformer_lora_adapter_metadata=metadata,
+        )
+        (directory / "lora_config.json").write_text(
+            json.dumps({**metadata, **(extra or {})}, indent=2) + "\n"
+        )
     return final
 
 
@@ -105,9 +100,10 @@ LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_w
 
 
 def check_safetensors(path: Path) -> None:
-    """A readable, complete safetensors file, or one CheckpointError naming it (a truncated file
-    otherwise ends in three chained tracebacks inside diffusers)."""
-    from safetensors.torch import load_file
+    """A readable, complete safetensors file holding LoRA tensors, or one CheckpointError naming
+    it (a truncated file otherwise ends in three chained tracebacks inside diffusers). Reads the
+    header only: ``safe_open`` refuses a file shorter than its header's tensor offsets."""
+    from safetensors import safe_open
 
     from src.models.restorer import CheckpointError
 
@@ -115,13 +111,14 @@ def check_safetensors(path: Path) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: the LoRA export is incomplete; export it again")
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            names = list(handle.keys())
     except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file
         raise CheckpointError(
             f"{path} cannot be read ({type(err).__name__}): the LoRA weights are truncated or damaged; "
             "export them again, or pass the run's checkpoints/last.ckpt as ckpt= instead"
         ) from None
-    if not any("lora" in name for name in tensors):
+    if not any("lora" in name for name in names):
         raise CheckpointError(f"{path} holds no LoRA tensors: it is not a LoRA export of this platform")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.cli import ConfigError, hydra_cli, number, user_errors
+from src.utils.cli import hydra_cli, number, user_errors
 from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger("src.prompts")
@@ -38,17 +38,12 @@ def run(cfg: DictConfig):
     from src.prompts.tool import generate_prompts
 
     # Every number checked before a backend starts (even those this backend does not use).
-    for key, kind, low in (
-        ("concurrency", int, 1),
-        ("max_tokens", int, 1),
-        ("image_max_side", int, 1),
-        ("timeout_s", float, 1e-9),
-        ("retries", int, 0),
-        ("backoff_s", float, 0),
-        ("max_retry_after_s", float, 0),
-    ):
-        if number(cfg[key], key, kind) < low:
-            raise ConfigError(f"{key} must be {'> 0' if low == 1e-9 else f'>= {low}'}, got {cfg[key]}")
+    for key in ("concurrency", "max_tokens", "image_max_side"):
+        number(cfg[key], key, at_least=1)
+    number(cfg.timeout_s, "timeout_s", float, above=0)
+    number(cfg.retries, "retries", at_least=0)
+    for key in ("backoff_s", "max_retry_after_s"):
+        number(cfg[key], key, float, at_least=0)
     # Only what the backends need; role groups resolved (llava.path interpolates paths.shared_dir).
     settings = {k: cfg[k] for k in ("timeout_s", "retries", "backoff_s", "max_retry_after_s", "instruction")}
     roles = {role: OmegaConf.to_container(cfg[role], resolve=True) for role in ("captioner", "refiner")}

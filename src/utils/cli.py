@@ -106,19 +106,14 @@ def _instantiation_message(err: BaseException) -> str | None:
 
 def report_user_error(err: BaseException, usage: str | None = None) -> str | None:
     """Print ``error: <message>`` on stderr if ``err`` is a user error; returns the message."""
+    from omegaconf.errors import MissingMandatoryValue
+
     message = user_message(err)
     if message is None:
         return None
-    print(
-        f"error: {message}" + (f"  (usage: {usage})" if usage and _is_missing(err) else ""), file=sys.stderr
-    )
+    missing = usage and isinstance(err, MissingMandatoryValue)  # say how the CLI is called
+    print(f"error: {message}" + (f"  (usage: {usage})" if missing else ""), file=sys.stderr)
     return message
-
-
-def _is_missing(err: BaseException) -> bool:
-    from omegaconf.errors import MissingMandatoryValue
-
-    return isinstance(err, MissingMandatoryValue)
 
 
 def exit_on_user_error(action: Callable[[], T], usage: str | None = None) -> T:
@@ -186,17 +181,9 @@ def refuse_secret_overrides(argv: list[str]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
 
-class _Sweep:
-    """The jobs of this process's Hydra multirun (Hydra's basic launcher runs them in-process)."""
-
-    def __init__(self) -> None:
-        self.jobs: list[dict] = []
-
-    def record(self, run_dir: Path, ok: bool, message: str = "") -> None:
-        self.jobs.append({"dir": str(run_dir), "ok": ok, "message": message})
-
-
-SWEEP = _Sweep()
+# The jobs of this process's Hydra multirun (Hydra's basic launcher runs them in-process):
+# {"dir", "ok", "message"} each, for the end-of-sweep summary.
+SWEEP_JOBS: list[dict] = []
 
 
 def _hydra_job() -> tuple[Path | None, bool]:
@@ -245,13 +232,14 @@ def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | No
                         logging.getLogger("src").exception(
                             "job failed (a bug: please report it with this traceback)"
                         )
-                    SWEEP.record(run_dir, False, message or f"{type(err).__name__}: {one_line(err)[:200]}")
+                    failure = message or f"{type(err).__name__}: {one_line(err)[:200]}"
+                    SWEEP_JOBS.append({"dir": str(run_dir), "ok": False, "message": failure})
                     return None
                 if message is None:
                     raise
                 sys.exit(EXIT_USER_ERROR)
             if multirun:
-                SWEEP.record(run_dir, True)
+                SWEEP_JOBS.append({"dir": str(run_dir), "ok": True, "message": ""})
             return result
 
         return job
@@ -295,10 +283,10 @@ def hydra_cli(
         args = argv_transform(args)
         sys.argv = [sys.argv[0], *args]
     precheck_overrides(config_name, args)
-    SWEEP.jobs.clear()
+    SWEEP_JOBS.clear()
     main()
-    if SWEEP.jobs:
-        sys.exit(print_sweep_summary(SWEEP.jobs))
+    if SWEEP_JOBS:
+        sys.exit(print_sweep_summary(SWEEP_JOBS))
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -326,19 +314,39 @@ def print_sweep_summary(jobs: list[dict]) -> int:
     return 1 if failed else 0
 
 
-def number(value: object, key: str, kind: type = int) -> int | float:
-    """``value`` of setting ``key`` as an int or float, or a :class:`ConfigError` naming the setting
-    (``lora.rank=abc`` must not surface as ``invalid literal for int()``)."""
+def number(
+    value: object,
+    key: str,
+    kind: type = int,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+) -> int | float:
+    """``value`` of setting ``key`` as an int or float within the given bounds, or one
+    :class:`ConfigError` naming the setting (``lora.rank=abc`` must not surface as ``invalid
+    literal for int()``; ``lora.rank=0`` says ``lora.rank must be >= 1, got 0``)."""
+    wanted = "an integer" if kind is int else "a number"
     if isinstance(value, bool) or value is None:
-        raise ConfigError(f"{key}={value} must be {'an integer' if kind is int else 'a number'}")
+        raise ConfigError(f"{key}={value} must be {wanted}")
     try:
         converted = kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}={value} must be {'an integer' if kind is int else 'a number'}") from None
+        raise ConfigError(f"{key}={value} must be {wanted}") from None
     if kind is int and isinstance(value, float) and value != converted:
         raise ConfigError(f"{key}={value} must be an integer")
     if kind is int and isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
         raise ConfigError(f"{key}={value} must be an integer")
+    bounds = [
+        (at_least, ">=", converted >= at_least if at_least is not None else True),
+        (above, ">", converted > above if above is not None else True),
+        (at_most, "<=", converted <= at_most if at_most is not None else True),
+        (below, "<", converted < below if below is not None else True),
+    ]
+    if not all(ok for _, _, ok in bounds):
+        rule = " and ".join(f"{sign} {limit}" for limit, sign, _ in bounds if limit is not None)
+        raise ConfigError(f"{key} must be {rule}, got {value}")
     return converted
 
 

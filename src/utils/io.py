@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from pathlib import Path
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path`` (readers see the
-    old or the new file, never a torn one). The temp name carries the pid and thread id, so
-    concurrent writers never share one."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temp path beside ``path`` (same suffix, so writers that infer the format from it
-    still work); on success it is renamed over ``path``, on failure removed. A crash never leaves
-    a half-written file under the final name."""
+    """Yield a temp path beside ``path`` to write a file or a folder at; on success it is renamed
+    over ``path`` (a folder there is replaced), on failure removed: readers see the old or the new
+    result, never a half-written one. The temp name keeps the suffix (writers that infer the
+    format from it still work), carries pid and thread id (concurrent writers never share one)
+    and matches ``.*.tmp-*`` (what the dataset builder sweeps away after a killed build)."""
     path = Path(path)
     temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    _remove(temp)
     try:
         yield temp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         os.replace(temp, path)
     finally:
-        temp.unlink(missing_ok=True)
+        _remove(temp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
 
 
 def read_text(path: str | Path, what: str, error: type[Exception] | None = None) -> str:

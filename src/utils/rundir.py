@@ -26,64 +26,58 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from src.utils.cli import ConfigError, InputError, exit_on_user_error
+from src.utils.io import confined
+
 MARKER = ".progrestore_run.json"
 _HELD: list = []  # open lock files of this process (kept open until exit)
 
 
-class RunDirInUse(Exception):
-    pass
+class RunDirInUse(InputError):
+    """The directory belongs to another run or build; the message names it."""
 
 
 def claim(config: DictConfig, key: str, what: str) -> Path:
-    """Claim ``hydra.<key>`` (``run.dir`` / ``sweep.dir``) for this process, or exit 2 with one
-    line naming its owner; returns the directory, written back into ``config`` as a literal.
+    """Claim ``hydra.<key>`` (``run.dir`` / ``sweep.dir``) for this process; returns the
+    directory, written back into ``config`` as a literal. Raises :class:`RunDirInUse` naming the
+    owner, or a user error for a directory that cannot be one.
 
     A directory the user named (``hydra.run.dir=...``) is that directory or an error. The default
     (a timestamp to the second) moves on to ``<dir>_2``, ``<dir>_3``, ... when an earlier run
     already holds it, so two runs started within one second never share a directory.
     A run that resumes from a checkpoint inside a directory may continue there."""
-    from src.utils.cli import EXIT_USER_ERROR
     from src.utils.config import PROJECT_ROOT
 
     directory = Path(str(OmegaConf.select(config, f"hydra.{key}")))
     setting = f"hydra.{key}"
-    chosen = any(
-        o.lstrip("+").startswith(f"{setting}=")
-        for o in OmegaConf.select(config, "hydra.overrides.hydra") or []
-    )
+    overrides = OmegaConf.select(config, "hydra.overrides.hydra") or []
+    chosen = any(o.lstrip("+").startswith(f"{setting}=") for o in overrides)
     if not str(directory).strip() or directory.resolve() in (PROJECT_ROOT, *PROJECT_ROOT.parents):
-        print(
-            f"error: {setting}={directory} would write the {what}'s files into {directory.resolve()} (the "
-            "repository or above it); give it a folder of its own, e.g. under outputs/ (the default)",
-            file=sys.stderr,
+        raise ConfigError(
+            f"{setting}={directory} would write the {what}'s files into {directory.resolve()} (the "
+            "repository or above it); give it a folder of its own, e.g. under outputs/ (the default)"
         )
-        sys.exit(EXIT_USER_ERROR)
     ckpt = OmegaConf.select(config, "ckpt_path", default=None) if what == "run" else None
-    candidates = (
-        [directory]
-        if chosen
-        else [directory] + [directory.with_name(f"{directory.name}_{i}") for i in range(2, 100)]
-    )
-    for candidate in candidates:
+    suffixes = [""] if chosen else ["", *(f"_{i}" for i in range(2, 100))]
+    for suffix in suffixes:
+        candidate = directory.with_name(directory.name + suffix)
+        resuming = bool(ckpt) and confined(candidate, str(Path(str(ckpt)).expanduser()))
         try:
-            _claim(candidate, what, resuming=bool(ckpt) and _inside(Path(str(ckpt)), candidate))
-        except RunDirInUse as err:
-            if chosen or candidate == candidates[-1]:
-                print(f"error: {err}", file=sys.stderr)
-                sys.exit(EXIT_USER_ERROR)
+            _claim(candidate, what, resuming)
+        except RunDirInUse:
+            if suffix == suffixes[-1]:
+                raise
             continue
         except OSError as err:  # read-only, a file in the way, no space: before Hydra writes anything
-            reason = err.strerror or type(err).__name__
-            print(
-                f"error: cannot create the {what} dir {candidate} ({reason}: {err.filename or candidate}); "
-                f"choose a writable folder with paths.output_dir=... (or {setting}=...)",
-                file=sys.stderr,
-            )
-            sys.exit(EXIT_USER_ERROR)
+            raise InputError(
+                f"cannot create the {what} dir {candidate} ({err.strerror or type(err).__name__}: "
+                f"{err.filename or candidate}); choose a writable folder with paths.output_dir=... "
+                f"(or {setting}=...)"
+            ) from None
         with read_write(config), open_dict(config):
             OmegaConf.update(config, setting, str(candidate), merge=False)
         return candidate
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable")  # the last suffix re-raises
 
 
 def hold_lock(lock_path: Path, in_use: str) -> tuple:
@@ -157,13 +151,6 @@ def _owner(marker: Path) -> str:
         return "unknown owner"
 
 
-def _inside(path: Path, directory: Path) -> bool:
-    try:
-        return directory.resolve() in path.expanduser().resolve().parents
-    except OSError:
-        return False
-
-
 def release_all() -> None:
     while _HELD:
         handle = _HELD.pop()
@@ -176,11 +163,13 @@ def release_all() -> None:
 class RunDirLock(Callback):
     """Hydra callback: claim the run dir (single run) or the sweep dir (multirun) first thing."""
 
+    # Exceptions raised in a callback reach Hydra's own reporter (several lines, exit 1): apply
+    # the user-error policy here.
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        claim(config, "run.dir", "run")
+        exit_on_user_error(lambda: claim(config, "run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        claim(config, "sweep.dir", "sweep")
+        exit_on_user_error(lambda: claim(config, "sweep.dir", "sweep"))
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         release_all()
