@@ -189,6 +189,16 @@ def built_dataset(root: Path, videos: list[str], clip_bytes: bytes | None = b"no
     return root
 
 
+def slug(args) -> str:
+    """A run-dir name for a case, the same in every session (``hash()`` of a str is salted per
+    process, which made every make bench-errors listing differ)."""
+    import hashlib
+    import re
+
+    stable = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/", "<tmp>/", repr(args))  # pytest's numbered root
+    return hashlib.sha1(stable.encode()).hexdigest()[:10]
+
+
 def out(work: Path, name: str) -> str:
     return f"hydra.run.dir={work / 'runs' / name}"
 
@@ -233,7 +243,7 @@ TRAIN_SETTING_CASES = [
     ("override", "culprit"), TRAIN_SETTING_CASES, ids=[c[0] for c in TRAIN_SETTING_CASES]
 )
 def test_train_bad_setting(work, override, culprit):
-    run = work / "runs" / f"train_{abs(hash(override))}"
+    run = work / "runs" / f"train_{slug(override)}"
     result = cli("src.train", override, "logger=none", f"hydra.run.dir={run}")
     assert_user_error(result, culprit)
     assert not (run / "checkpoints").exists(), "nothing was trained"
@@ -454,7 +464,7 @@ def test_sweep_of_failing_jobs_exits_nonzero_with_a_summary(work):
     ],
 )
 def test_model_report_bad_setting(work, override, culprit):
-    assert_user_error(cli("src.model_report", override, out(work, f"mr_{abs(hash(override))}")), culprit)
+    assert_user_error(cli("src.model_report", override, out(work, f"mr_{slug(override)}")), culprit)
 
 
 # --- src.eval ------------------------------------------------------------------------------------
@@ -501,7 +511,7 @@ def test_eval_bad_settings_and_checkpoints(work, trained, images):
         ([f"ckpt={trained}", "guidance_scale=high"], "guidance_scale=high"),
     ]
     for args, culprit in cases:
-        assert_user_error(cli("src.eval", *args, out(work, f"eval_{abs(hash(tuple(args)))}")), culprit)
+        assert_user_error(cli("src.eval", *args, out(work, f"eval_{slug(tuple(args))}")), culprit)
 
 
 def test_eval_paired_keeps_the_scores_of_readable_images(work, trained, images):
@@ -559,7 +569,7 @@ def test_restore_bad_inputs(work, trained, images):
         ([f"input={good}", f"ckpt={trained}", f"+captioner.api_key={SECRET}"], "nothing was written"),
     ]
     for args, culprit in cases:
-        run = work / "runs" / f"restore_{abs(hash(tuple(args)))}"
+        run = work / "runs" / f"restore_{slug(tuple(args))}"
         result = cli("src.restore", *args, f"hydra.run.dir={run}")
         assert_user_error(result, culprit)
         assert not list(run.glob("*/restored.png")), "nothing half-restored was left"
@@ -625,7 +635,7 @@ def test_build_dataset_bad_inputs(work, images):
             "src.build_dataset",
             *args,
             "progress=false",
-            out(work, f"build_{abs(hash(tuple(args)))}"),
+            out(work, f"build_{slug(tuple(args))}"),
             *([] if any(a.startswith("out_dir=") for a in args) else [f"out_dir={work / 'ds_out'}"]),
         )
         assert_user_error(result, culprit)
@@ -674,7 +684,7 @@ def test_prompts_bad_inputs_and_secrets(work):
         ([f"dataset={work}", "timeout_s=0"], "timeout_s"),
     ]
     for args, culprit in cases:
-        result = cli("src.prompts", *args, f"hydra.run.dir={root}/{abs(hash(tuple(args)))}")
+        result = cli("src.prompts", *args, f"hydra.run.dir={root}/{slug(tuple(args))}")
         assert_user_error(result, culprit)
         assert SECRET not in result.stdout + result.stderr
     assert_no_secret(work)
