@@ -18,7 +18,7 @@ help:
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
 	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (26 min here)"
 	@echo "make bench-errors the bad-input suite, every case and its one error line -> experiments/benchmarks/bad_inputs.md"
-	@echo "make bench-gpu   full-size CogVideoX LoRA step time and memory (CUDA GPU only)"
+	@echo "make bench-gpu   full-size CogVideoX and Wan2.2 LoRA step time and memory (CUDA GPU only)"
 	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
 	@echo "make lint        ruff"
 
@@ -60,7 +60,7 @@ bench-train: $(STAMP)
 bench-errors: $(STAMP)
 	$(PY) -m src.benchmarks.bad_inputs
 
-bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX LoRA steps -> experiments/benchmarks/gpu_step.*
+bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX and Wan2.2 LoRA steps -> experiments/benchmarks/gpu_step.*
 	$(PY) -m src.benchmarks.gpu_step
 
 pretrain-tiny: $(STAMP)

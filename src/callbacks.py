@@ -116,7 +116,8 @@ class PrecomputeEncoderCache(L.Callback):
 
         from src.models import recipe
 
-        cache = getattr(pl_module, "cache", None)
+        backbone = getattr(pl_module, "backbone", None)
+        cache = getattr(backbone, "cache", None)
         datamodule = getattr(trainer, "datamodule", None)
         train_set = getattr(datamodule, "train_set", None)
         if cache is None or not getattr(train_set, "supports_cache", False):
@@ -132,16 +133,16 @@ class PrecomputeEncoderCache(L.Callback):
             if item is None:  # corrupt clip: skipped and counted by the dataset
                 continue
             video = recipe.to_vae_video(item["frames"][None].to(pl_module.device, pl_module.vae.dtype))
-            mean, logvar = recipe.encode_posterior(pl_module.vae, video)
+            mean, logvar = backbone.encode_posterior(video)
             cache.save_posterior(clip_id, mean[0], logvar[0])
         val_set = getattr(datamodule, "val_set", None)
         prompts.update(entry["prompt"] for entry in getattr(val_set, "entries", []))
         for prompt in sorted(prompts):
-            pl_module.prompt_embeddings([prompt])
+            backbone.prompt_embeddings([prompt])
         trainer.strategy.barrier("encoder_cache")
         log.info("encoder cache %s: %s", cache.directory, cache.stats)
         if self.offload_text_encoder:
-            pl_module.offload_text_encoder()
+            backbone.offload_text_encoder()
 
 
 class InterruptCheckpoint(L.Callback):

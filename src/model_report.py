@@ -37,27 +37,6 @@ def count(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def tokens_per_sample(transformer_cfg: dict, frames: int, height: int, width: int, vae_spatial: int) -> dict:
-    """Video tokens + text tokens of one sample, as the CogVideoX transformer sees it."""
-    from src.models import recipe
-
-    patch = int(transformer_cfg["patch_size"])
-    patch_t = transformer_cfg.get("patch_size_t")
-    latent_frames = recipe.latent_frame_count(frames, int(transformer_cfg["temporal_compression_ratio"]))
-    padded = latent_frames + recipe.latent_frame_padding(latent_frames, patch_t)
-    grid_h, grid_w = height // vae_spatial // patch, width // vae_spatial // patch
-    video = (padded // (patch_t or 1)) * grid_h * grid_w
-    text = int(transformer_cfg["max_text_seq_length"])
-    return {
-        "latent_frames": latent_frames,
-        "latent_frames_padded": padded,
-        "grid": [padded // (patch_t or 1), grid_h, grid_w],
-        "video_tokens": video,
-        "text_tokens": text,
-        "tokens": video + text,
-    }
-
-
 def estimate_memory(
     transformer_params: int,
     vae_params: int,
@@ -71,11 +50,14 @@ def estimate_memory(
     optimizer_8bit: bool = False,
     cached_encoders: bool = True,
     guidance: bool = True,
+    vae_decode_gib: float = VAE_DECODE_GIB,
+    vae_dtype: str | None = None,
 ) -> dict:
-    """Peak GPU memory estimate (GiB) for one LoRA training step and for validation sampling."""
+    """Peak GPU memory estimate (GiB) for one LoRA training step and for validation sampling.
+    ``vae_decode_gib`` is the family's assumed VAE decode peak."""
     wbytes = DTYPE_BYTES[dtype]
     transformer = transformer_params * wbytes / GIB
-    vae = vae_params * wbytes / GIB
+    vae = vae_params * DTYPE_BYTES[vae_dtype or dtype] / GIB  # Wan runs its VAE in fp32
     text_encoder = text_encoder_params * wbytes / GIB
     # fp32 LoRA weight + fp32 grad + AdamW moments (fp32, or 8-bit: 2 bytes)
     lora_state = lora_params * (4 + 4 + (2 if optimizer_8bit else 8)) / GIB
@@ -95,7 +77,7 @@ def estimate_memory(
         + (0.0 if cached_encoders else text_encoder)
         + lora_params * 4 / GIB
         + sampling_activations
-        + VAE_DECODE_GIB
+        + vae_decode_gib
         + CUDA_OVERHEAD_GIB
     )
     return {
@@ -110,7 +92,7 @@ def estimate_memory(
         "assumptions": {
             "activation_bytes_per_token_hidden_block": ACTIVATION_BYTES_PER_TOKEN_HIDDEN,
             "cuda_overhead_gib": CUDA_OVERHEAD_GIB,
-            "vae_decode_gib": VAE_DECODE_GIB,
+            "vae_decode_gib": vae_decode_gib,
             "cached_encoders": cached_encoders,
             "optimizer_8bit": optimizer_8bit,
             "validation_guidance_batch": cfg_batch,
@@ -119,6 +101,7 @@ def estimate_memory(
 
 
 def model_report(cfg: DictConfig) -> dict:
+    from src.models.family import build_backbone
     from src.models.lora import add_lora, validate_lora_config
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -128,21 +111,9 @@ def model_report(cfg: DictConfig) -> dict:
         lora_cfg["rank"], lora_cfg["alpha"], lora_cfg["target_modules"], lora_cfg.get("dropout", 0.0)
     )
     name = model_cfg["name"]
-    if model_cfg.get("kind") == "tiny":
-        from src.models.tiny import TINY_ARCHITECTURE, build_tiny_components
-
-        components = build_tiny_components(TINY_ARCHITECTURE)
-        models = {
-            "transformer": components.transformer,
-            "vae": components.vae,
-            "text_encoder": components.text_encoder,
-        }
-        vae_spatial, dtype = 4, "float32"
-    else:
-        from src.models.cogvideox import build_meta_models
-
-        models = build_meta_models(name)
-        vae_spatial, dtype = 8, str(model_cfg.get("dtype", "bfloat16"))
+    backbone = build_backbone(model_cfg)  # the family owns its architectures and token geometry
+    models = backbone.meta_models()
+    dtype = "float32" if backbone.is_tiny else str(model_cfg.get("dtype", "bfloat16"))
     transformer = models["transformer"]
     tcfg = dict(transformer.config)
     counts = {key: count(module) for key, module in models.items()}
@@ -154,8 +125,8 @@ def model_report(cfg: DictConfig) -> dict:
         lora_cfg.get("dropout", 0.0),
     )
     frames, height, width = int(model_cfg["frames"]), int(model_cfg["height"]), int(model_cfg["width"])
-    tokens = tokens_per_sample(tcfg, frames, height, width, vae_spatial)
-    hidden = int(tcfg["num_attention_heads"]) * int(tcfg["attention_head_dim"])
+    tokens = backbone.tokens_per_sample(dict(models["vae"].config), tcfg, frames, height, width)
+    hidden, layers = backbone.transformer_shape(tcfg)
     batch = int(cfg.data.batch_size)
     memory = estimate_memory(
         counts["transformer"],
@@ -164,15 +135,23 @@ def model_report(cfg: DictConfig) -> dict:
         lora_params,
         tokens["tokens"],
         hidden,
-        int(tcfg["num_layers"]),
+        layers,
         batch,
         dtype=dtype,
         optimizer_8bit=bool(model_cfg.get("optimizer_8bit", False)),
         cached_encoders=bool((model_cfg.get("cache") or {}).get("enabled", False)),
         guidance=float((model_cfg.get("sampling") or {}).get("guidance_scale", 1.0)) > 1.0,
+        vae_decode_gib=backbone.vae_decode_gib,
+        vae_dtype="float32" if backbone.is_tiny else backbone.vae_dtype,
     )
+    other_geometries = {
+        f"{f}x{h}x{w}": backbone.tokens_per_sample(dict(models["vae"].config), tcfg, f, h, w)["tokens"]
+        for f, h, w in ([] if backbone.is_tiny else backbone.report_geometries)
+        if (f, h, w) != (frames, height, width)
+    }
     return {
         "model": name,
+        "family": backbone.family,
         "path": model_cfg.get("path") or model_cfg.get("weights"),
         "dtype": dtype,
         "geometry": {"frames": frames, "height": height, "width": width, "batch_size": batch},
@@ -184,6 +163,7 @@ def model_report(cfg: DictConfig) -> dict:
             "trainable_parameters": lora_params,
         },
         "tokens_per_sample": tokens,
+        "tokens_at_other_geometries": other_geometries,
         "memory_estimate": memory,
     }
 
@@ -201,19 +181,29 @@ def format_report(report: dict) -> str:
         f"  {g['frames']} frames at {g['height']}x{g['width']}: latent frames {t['latent_frames']} "
         f"(padded {t['latent_frames_padded']}), token grid {t['grid']}, "
         f"{t['video_tokens']:,d} video + {t['text_tokens']} text = {t['tokens']:,d} tokens per sample",
+        *(
+            [
+                "  tokens per sample at "
+                + ", ".join(f"{k}: {v:,d}" for k, v in report["tokens_at_other_geometries"].items())
+            ]
+            if report.get("tokens_at_other_geometries")
+            else []
+        ),
         f"  estimated peak GPU memory, batch {g['batch_size']} (GiB):",
         f"    training, gradient checkpointing     {m['train_peak_gib']['checkpointing']:7.1f}",
         f"    training, no checkpointing           {m['train_peak_gib']['no_checkpointing']:7.1f}",
         f"      (weights {m['weights_gib']['transformer']:.1f} transformer; LoRA state {m['lora_state_gib']:.2f}; "
         f"activations {m['activations_gib']['checkpointing']:.1f} / {m['activations_gib']['no_checkpointing']:.1f}; "
-        f"T5 {'offloaded, prompts cached' if m['assumptions']['cached_encoders'] else 'on the GPU'})",
+        f"text encoder {'offloaded, prompts cached' if m['assumptions']['cached_encoders'] else 'on the GPU'})",
         f"    validation sampling                  {m['validation_peak_gib']:7.1f}",
     ]
     return "\n".join(lines)
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
-@user_errors("python -m src.model_report model=<tiny|cogvideox_5b_i2v|cogvideox1.5_5b_i2v> [lora.rank=N] ...")
+@user_errors(
+    "python -m src.model_report model=<tiny|tiny_wan|cogvideox_5b_i2v|cogvideox1.5_5b_i2v|wan2.2_ti2v_5b> [lora.rank=N] ..."
+)
 def main(cfg: DictConfig) -> None:
     report = model_report(cfg)
     print(format_report(report))

@@ -1,6 +1,7 @@
-"""python -m src.pretrain_tiny [--vae-steps N] [--transformer-steps N] [--bank-clips N] [--out FILE]
+"""python -m src.pretrain_tiny [--model tiny|tiny_wan] [--vae-steps N] [--transformer-steps N] [--out FILE]
 
-Pretrains the embedded tiny CogVideoX I2V base, the stand-in for the video pretraining the real
+Pretrains the embedded tiny CogVideoX I2V base (``--model tiny``) or the tiny Wan2.2 TI2V base
+(``--model tiny_wan``), the stand-in for the video pretraining the real
 model had, on identity-preserving clips of still photographs (:func:`src.data.motion.pretraining_clip`:
 static or gently moving camera, exposure ramps with fading grain, focus pulls, each described in
 words) of the bundled scikit-image photos, tinted grayscale photos and the McMaster photographs
@@ -13,8 +14,15 @@ words) of the bundled scikit-image photos, tinted grayscale photos and the McMas
    of the noise-augmented first frame; prompts) and sets the VAE's ``scaling_factor`` to 1/std of
    the latents (as CogVideoX's 1.15258426 was chosen). The VAE encode dominates a training step,
    so stage 3 never runs it;
-3. ``transformer``: the transformer *and the text encoder* with the I2V v-prediction loss the
-   LoRA fine-tuning uses (10 % empty prompts, so classifier-free guidance works), on the bank.
+3. ``transformer``: the transformer *and the text encoder* with the loss the LoRA fine-tuning
+   uses (CogVideoX: I2V v-prediction; Wan: flow matching with latent frame 0 replaced by the
+   clean image latent), 10 % empty prompts (so classifier-free guidance works), on the bank.
+
+The two families differ only where their recipes do (:class:`CogVideoXPretraining`,
+:class:`WanPretraining`): the first-frame latents of the bank (CogVideoX: a noise-augmented
+posterior; Wan: the clean posterior mode), the latent statistics set after the VAE stage
+(CogVideoX: one ``scaling_factor``; Wan: per-channel ``latents_mean`` / ``latents_std``), the
+prompt embeddings and the loss.
 
 Resumable: the whole state (weights, optimizer, step, histories) is saved every
 ``--checkpoint-minutes`` under ``--state-dir``; rerunning the same command continues where it
@@ -66,7 +74,10 @@ RESULT_ARGS = (
     "transformer_lr",
     "text_lr",
     "seed",
+    "model",
 )
+# what the bank stage sets on the VAE config (and the state and the weights file record)
+VAE_STAT_KEYS = ("scaling_factor", "latents_mean", "latents_std")
 
 
 def default_photos_dir() -> Path:
@@ -177,7 +188,7 @@ class State:
         self.data["models"] = {
             name: getattr(components, name).state_dict() for name in ("vae", "transformer", "text_encoder")
         }
-        self.data["scaling_factor"] = float(components.vae.config.scaling_factor)
+        self.data["vae_stats"] = vae_stats(components.vae)
         self.data["current"] = {"stage": stage, **(progress or {})} if stage else None
         self.data["minutes"] = self.data.get("minutes_before", 0.0) + (time.time() - self.started) / 60
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -200,9 +211,14 @@ class State:
     def restore_models(self, components) -> None:
         for name, state in self.data.get("models", {}).items():
             getattr(components, name).load_state_dict(state)
-        if "scaling_factor" in self.data:
-            components.vae.register_to_config(scaling_factor=self.data["scaling_factor"])
+        if self.data.get("vae_stats"):
+            components.vae.register_to_config(**self.data["vae_stats"])
         self.data["minutes_before"] = self.data.get("minutes", 0.0)
+
+
+def vae_stats(vae) -> dict:
+    """The latent statistics of a VAE config (scaling factor or per-channel mean/std)."""
+    return {key: vae.config[key] for key in VAE_STAT_KEYS if vae.config.get(key) is not None}
 
 
 def optimize(
@@ -340,10 +356,7 @@ def build_bank(components, state, photos, arch, args) -> dict:
         clips, prompts = clip_batch(photos, rng, count, arch)
         video = recipe.to_vae_video(clips)
         mean, logvar = recipe.encode_posterior(vae, video)
-        sigma = recipe.sample_noise_augmentation(count, generator)
-        first = video[:, :, :1]
-        first = first + sigma.view(-1, 1, 1, 1, 1) * torch.randn(first.shape, generator=generator)
-        image_mean, image_logvar = recipe.encode_posterior(vae, first)
+        image_mean, image_logvar = FAMILY[args.model].first_frame_posterior(vae, video, count, generator)
         for key, value in (
             ("mean", mean),
             ("logvar", logvar),
@@ -356,7 +369,7 @@ def build_bank(components, state, photos, arch, args) -> dict:
     samples = recipe.sample_posterior(
         bank["mean"][:256].float(), bank["logvar"][:256].float(), torch.Generator().manual_seed(args.seed)
     )
-    bank["scaling_factor"] = float(1.0 / samples.std())
+    bank["vae_stats"] = FAMILY[args.model].latent_statistics(samples)
     temp = path.with_suffix(".tmp")
     torch.save(bank, temp)
     os.replace(temp, path)
@@ -382,34 +395,14 @@ def tokenize(components, prompts: list[str]) -> torch.Tensor:
 
 
 def train_transformer(components, state, bank, arch, args) -> dict:
-    scaling = components.vae.config.scaling_factor
-    latent_frames = recipe.latent_frame_count(arch["frames"])
-    pipeline = recipe.i2v_pipeline(components)
-    rotary = recipe.rotary_embeddings(
-        pipeline, arch["height"], arch["width"], latent_frames, torch.device("cpu")
-    )
     token_ids = tokenize(components, bank["prompts"])
     count = len(bank["prompts"])
+    step_loss = FAMILY[args.model].loss(components, arch)
 
     def loss_fn(step):
         rng, generator = step_rng(args.seed, "transformer", step)
         index = torch.from_numpy(rng.integers(0, count, size=args.transformer_batch))
-        latents = recipe.video_latents(
-            bank["mean"][index].float(), bank["logvar"][index].float(), scaling, generator
-        )
-        image = recipe.sample_posterior(
-            bank["image_mean"][index].float(), bank["image_logvar"][index].float(), generator
-        )
-        image = image * recipe.image_latent_scale(components.vae.config)
-        condition = recipe.pad_image_latents(image.permute(0, 2, 1, 3, 4), latent_frames)
-        embeds = t5_embeddings(components, token_ids[index])
-        timesteps = recipe.sample_timesteps(
-            len(index), components.scheduler.config.num_train_timesteps, generator
-        )
-        noise = torch.randn(latents.shape, generator=generator)
-        return recipe.i2v_loss(
-            components.transformer, components.scheduler, latents, condition, embeds, timesteps, noise, rotary
-        )
+        return step_loss(bank, index, token_ids, generator)
 
     components.transformer.requires_grad_(True)
     components.text_encoder.requires_grad_(True)
@@ -439,18 +432,18 @@ def train_transformer(components, state, bank, arch, args) -> dict:
 
 
 @torch.no_grad()
-def identity_psnr(components, photos, arch, seed: int, steps: int = 25) -> list[float]:
+def identity_psnr(components, photos, arch, seed: int, steps: int = 25, model: str = "tiny") -> list[float]:
     """Per-frame PSNR of sampled trajectories against static clips of held-out ``photos``
     (prompt: the camera holds still): how well the base keeps the scene of frame 1."""
     from src.data.images import fit_to_output
 
-    pipeline = recipe.i2v_pipeline(components)
     frames = to_float_tensor(
         np.stack([fit_to_output(image, arch["height"], arch["width"])[0] for image in photos.values()])
     )
     generators = [torch.Generator().manual_seed(stable_seed(seed, "identity", i)) for i in range(len(frames))]
-    video = recipe.generate_trajectory(
-        pipeline,
+    family = FAMILY[model]
+    video = family.generate_trajectory(
+        family.pipeline(components),
         frames,
         [STATIC_PHRASES[0]] * len(frames),
         generators,
@@ -462,6 +455,160 @@ def identity_psnr(components, photos, arch, seed: int, steps: int = 25) -> list[
         components.max_sequence_length,
     )
     return [psnr(video[:, f], frames) for f in range(video.shape[1])]
+
+
+class CogVideoXPretraining:
+    """The tiny CogVideoX's pieces of the pretraining (``--model tiny``)."""
+
+    architecture = TINY_ARCHITECTURE
+    weights = DEFAULT_WEIGHTS
+    record = PROJECT_ROOT / "experiments" / "tiny_pretrain.json"
+
+    @staticmethod
+    def state_name(seed: int) -> str:
+        return f"seed{seed}"
+
+    @staticmethod
+    def build(arch):
+        return build_tiny_components(arch)
+
+    @staticmethod
+    def first_frame_posterior(vae, video_bcfhw, count, generator):
+        """Posterior of the noise-augmented first frame (the CogVideoX I2V recipe's condition)."""
+        sigma = recipe.sample_noise_augmentation(count, generator)
+        first = video_bcfhw[:, :, :1]
+        first = first + sigma.view(-1, 1, 1, 1, 1) * torch.randn(first.shape, generator=generator)
+        return recipe.encode_posterior(vae, first)
+
+    @staticmethod
+    def latent_statistics(samples) -> dict:
+        return {"scaling_factor": float(1.0 / samples.std())}  # as CogVideoX's 1.15258426
+
+    @staticmethod
+    def pipeline(components):
+        return recipe.i2v_pipeline(components)
+
+    generate_trajectory = staticmethod(recipe.generate_trajectory)
+
+    @staticmethod
+    def loss(components, arch):
+        scaling = components.vae.config.scaling_factor
+        latent_frames = recipe.latent_frame_count(arch["frames"])
+        rotary = recipe.rotary_embeddings(
+            recipe.i2v_pipeline(components), arch["height"], arch["width"], latent_frames, torch.device("cpu")
+        )
+
+        def step_loss(bank, index, token_ids, generator):
+            latents = recipe.video_latents(
+                bank["mean"][index].float(), bank["logvar"][index].float(), scaling, generator
+            )
+            image = recipe.sample_posterior(
+                bank["image_mean"][index].float(), bank["image_logvar"][index].float(), generator
+            )
+            image = image * recipe.image_latent_scale(components.vae.config)
+            condition = recipe.pad_image_latents(image.permute(0, 2, 1, 3, 4), latent_frames)
+            embeds = t5_embeddings(components, token_ids[index])
+            timesteps = recipe.sample_timesteps(
+                len(index), components.scheduler.config.num_train_timesteps, generator
+            )
+            noise = torch.randn(latents.shape, generator=generator)
+            return recipe.i2v_loss(
+                components.transformer,
+                components.scheduler,
+                latents,
+                condition,
+                embeds,
+                timesteps,
+                noise,
+                rotary,
+            )
+
+        return step_loss
+
+
+class WanPretraining:
+    """The tiny Wan2.2's pieces of the pretraining (``--model tiny_wan``)."""
+
+    @property
+    def architecture(self):
+        from src.models.wan import TINY_WAN_ARCHITECTURE
+
+        return TINY_WAN_ARCHITECTURE
+
+    weights = DEFAULT_WEIGHTS.parent / "tiny_wan_ti2v.safetensors"
+    record = PROJECT_ROOT / "experiments" / "tiny_wan_pretrain.json"
+
+    @staticmethod
+    def state_name(seed: int) -> str:
+        return f"tiny_wan_seed{seed}"
+
+    @staticmethod
+    def build(arch):
+        from src.models.wan import build_tiny_wan_components
+
+        return build_tiny_wan_components(arch)
+
+    @staticmethod
+    def first_frame_posterior(vae, video_bcfhw, count, generator):
+        """Posterior of the clean first frame alone (its mode is Wan's condition latent)."""
+        return recipe.encode_posterior(vae, video_bcfhw[:, :, :1])
+
+    @staticmethod
+    def latent_statistics(samples) -> dict:
+        """Per-channel mean and std of the latents (what Wan2.2's VAE config lists)."""
+        flat = samples.transpose(0, 1).reshape(samples.shape[1], -1)
+        return {"latents_mean": flat.mean(1).tolist(), "latents_std": flat.std(1).tolist()}
+
+    @staticmethod
+    def pipeline(components):
+        from src.models.wan import wan_pipeline
+
+        return wan_pipeline(components)
+
+    @staticmethod
+    def generate_trajectory(*args, **kwargs):
+        from src.models.wan import generate_trajectory
+
+        return generate_trajectory(*args, **kwargs)
+
+    @staticmethod
+    def loss(components, arch):
+        from src.models import wan
+
+        vae_config = components.vae.config
+        shift = float(components.scheduler.config.flow_shift)
+
+        def step_loss(bank, index, token_ids, generator):
+            latents = wan.video_latents(
+                bank["mean"][index].float(), bank["logvar"][index].float(), vae_config, generator
+            )
+            condition = wan.normalize_latents(bank["image_mean"][index].float(), vae_config)  # the mode
+            embeds = umt5_embeddings(components, token_ids[index])
+            sigmas = wan.shifted_sigmas(len(index), generator, shift)
+            noise = torch.randn(latents.shape, generator=generator)
+            return wan.flow_matching_loss(
+                components.transformer,
+                latents,
+                condition,
+                wan.first_frame_mask(latents),
+                embeds,
+                sigmas,
+                noise,
+                num_train_timesteps=int(components.scheduler.config.num_train_timesteps),
+            )
+
+        return step_loss
+
+
+def umt5_embeddings(components, token_ids: torch.Tensor) -> torch.Tensor:
+    """UMT5 embeddings as the Wan pipeline computes them (attention mask from the padding, the
+    positions past each prompt zeroed), with gradients."""
+    mask = (token_ids != components.tokenizer.pad_token_id).long()
+    embeds = components.text_encoder(token_ids, mask).last_hidden_state
+    return embeds * mask.unsqueeze(-1).to(embeds.dtype)
+
+
+FAMILY = {"tiny": CogVideoXPretraining(), "tiny_wan": WanPretraining()}
 
 
 def relative(path: Path) -> str:
@@ -500,11 +647,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--stop-after", choices=STAGES, default=None, help="stop (resumably) after this stage"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--record", type=Path, default=PROJECT_ROOT / "experiments" / "tiny_pretrain.json")
+    parser.add_argument(
+        "--model", choices=("tiny", "tiny_wan"), default="tiny", help="the tiny CogVideoX or the tiny Wan2.2"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: the model's file in src/models/pretrained"
+    )
+    parser.add_argument(
+        "--record", type=Path, default=None, help="default: experiments/<model>_pretrain.json"
+    )
     args = parser.parse_args(argv)
-    if args.vae_crop % 8 or not 8 <= args.vae_crop <= TINY_ARCHITECTURE["height"]:
-        parser.error(f"--vae-crop must be a multiple of 8 between 8 and {TINY_ARCHITECTURE['height']}")
+    family = FAMILY[args.model]
+    args.out = args.out or family.weights
+    args.record = args.record or family.record
+    height = family.architecture["height"]
+    if args.vae_crop % 8 or not 8 <= args.vae_crop <= height:
+        parser.error(f"--vae-crop must be a multiple of 8 between 8 and {height}")
     for name in ("vae_steps", "transformer_steps", "bank_clips", "vae_batch", "transformer_batch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -523,7 +681,8 @@ def main(argv=None) -> None:
         )
     photos = training_photos(photos_dir)
     all_photos = {**photos, **gray_photos()}
-    arch = json.loads(json.dumps(TINY_ARCHITECTURE))
+    family = FAMILY[args.model]
+    arch = json.loads(json.dumps(family.architecture))
     data_digest = hashlib.sha256()
     for key in sorted(all_photos):
         data_digest.update(key.encode() + all_photos[key].tobytes())
@@ -532,14 +691,14 @@ def main(argv=None) -> None:
         "architecture": arch,
         "photos_sha256": data_digest.hexdigest(),
     }
-    state_dir = args.state_dir or PROJECT_ROOT / "outputs" / "pretrain_tiny" / f"seed{args.seed}"
+    state_dir = args.state_dir or PROJECT_ROOT / "outputs" / "pretrain_tiny" / family.state_name(args.seed)
     if args.fresh and state_dir.exists():
         shutil.rmtree(state_dir)
     state = State(state_dir, fingerprint, args.checkpoint_minutes, args.budget_minutes)
     # the initial weights come from the seed too (a fresh process's torch seed is random)
     with torch.random.fork_rng():
         torch.manual_seed(stable_seed(args.seed, "pretrain", "init"))
-        components = build_tiny_components(arch)
+        components = family.build(arch)
     if state.load():
         state.restore_models(components)
         print(
@@ -581,8 +740,8 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
                 )
         elif stage == "bank":
             bank = build_bank(components, state, all_photos, arch, args)
-            components.vae.register_to_config(scaling_factor=bank["scaling_factor"])
-            record["bank"] = {"clips": args.bank_clips, "scaling_factor": bank["scaling_factor"]}
+            components.vae.register_to_config(**bank["vae_stats"])
+            record["bank"] = {"clips": args.bank_clips, **bank["vae_stats"]}
         else:
             bank = build_bank(components, state, all_photos, arch, args)
             record["transformer"] = train_transformer(components, state, bank, arch, args)
@@ -597,7 +756,7 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
 
 
 def finish(components, state, record, photos, all_photos, held_out, arch, fingerprint, args) -> None:
-    arch["vae"]["scaling_factor"] = float(components.vae.config.scaling_factor)
+    arch["vae"].update(vae_stats(components.vae))
     record.update(
         {
             "seed": args.seed,
@@ -609,7 +768,9 @@ def finish(components, state, record, photos, all_photos, held_out, arch, finger
                 "sha256": fingerprint["photos_sha256"],
             },
             "held_out": list(VAL_HOLDOUT),
-            "identity_psnr_db_per_frame": identity_psnr(components, held_out, arch, args.seed),
+            "identity_psnr_db_per_frame": identity_psnr(
+                components, held_out, arch, args.seed, model=args.model
+            ),
             "minutes": state.data.get("minutes_before", 0.0) + (time.time() - state.started) / 60,
             "torch": torch.__version__,
             "architecture": arch,

@@ -1,6 +1,7 @@
 """python -m src.train task=lowlight prompt=adaptive [group=option ...] [key=value ...]
 
-LoRA fine-tuning of a CogVideoX image-to-video model on progression clips (see conf/train.yaml).
+LoRA fine-tuning of an image-to-video backbone (CogVideoX I2V or Wan2.2-TI2V, chosen by model=) on
+progression clips (see conf/train.yaml).
 Each run writes to its Hydra run dir under outputs/: checkpoints/ (adapter-only), lora/ (diffusers
 format), frame_metrics.json, samples/*.gif, run_summary.json, and the logs of its loggers.
 """
@@ -37,8 +38,8 @@ def _container(node) -> dict:
 def validate_config(cfg: DictConfig) -> None:
     """Cheap checks with one clear message each, before any data or model is loaded."""
     from src.data.degradations import check_task
+    from src.models.family import build_backbone
     from src.models.lora import validate_lora_config
-    from src.models.recipe import latent_frame_count
 
     check_task(cfg.task.name)
     number(cfg.seed, "seed")
@@ -48,7 +49,6 @@ def validate_config(cfg: DictConfig) -> None:
         if cfg.trainer.get(key) is not None:
             number(cfg.trainer[key], f"trainer.{key}")
     validate_lora_config(cfg.lora.rank, cfg.lora.alpha, cfg.lora.target_modules, cfg.lora.dropout)
-    latent_frame_count(int(cfg.model.frames))
     sampling = cfg.model.get("sampling") or {}
     if "num_inference_steps" in sampling:
         number(sampling.num_inference_steps, "model.sampling.num_inference_steps", at_least=1)
@@ -63,8 +63,6 @@ def validate_config(cfg: DictConfig) -> None:
                 f"the one-cycle LR schedule needs trainer.max_steps >= 1 (got {cfg.trainer.max_steps}); "
                 "or pass lr_scheduler=null"
             )
-    if int(cfg.model.height) % 8 or int(cfg.model.width) % 8:
-        raise ConfigError(f"model resolution {cfg.model.width}x{cfg.model.height} must be a multiple of 8")
     if cfg.prompt.mode not in ("uniform", "adaptive"):
         raise ConfigError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda"):
@@ -73,20 +71,8 @@ def validate_config(cfg: DictConfig) -> None:
         check_resume_checkpoint(cfg)
     if cfg.model.get("optimizer_8bit"):
         require_cuda("model.optimizer_8bit=true (bitsandbytes AdamW8bit)")
-    if cfg.model.get("kind") == "diffusers":
-        from src.models.cogvideox import PUBLISHED_ARCHITECTURES, check_geometry, resolve_model_dir
-
-        if cfg.model.name in PUBLISHED_ARCHITECTURES:
-            check_geometry(
-                cfg.model.name,
-                int(cfg.model.frames),
-                int(cfg.model.height),
-                int(cfg.model.width),
-                cfg.model.get("positional_embedding", "sincos"),
-            )
-        resolve_model_dir(
-            cfg.model.name, cfg.model.path, cfg.model.get("revision"), bool(cfg.model.get("download"))
-        )
+    # the family's own checks: geometry against its architecture, options, weights on this machine
+    build_backbone(_container(cfg.model)).check_config()
 
 
 def check_resume_checkpoint(cfg: DictConfig) -> None:
@@ -215,25 +201,11 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         "skipped_clips": datamodule.skipped_clips(),
     }
     if cfg.export_lora and trainer.is_global_zero:
-        from src.models.lora import export_lora
-
-        directory = export_lora(
+        directory = module.backbone.export_lora(
             module.transformer,
             run_dir / "lora",
-            cfg.lora.rank,
-            cfg.lora.alpha,
-            list(cfg.lora.target_modules),
-            extra={
-                "task": cfg.task.name,
-                "prompt": cfg.prompt.mode,
-                "model": cfg.model.name,
-                "model_weights": str(cfg.model.get("weights") or cfg.model.get("path")),
-                "seed": cfg.seed,
-                "frames": int(cfg.model.frames),
-                "height": int(cfg.model.height),
-                "width": int(cfg.model.width),
-                "positional_embedding": module.positional_embedding,
-            },
+            _container(cfg.lora),
+            extra={"task": cfg.task.name, "prompt": cfg.prompt.mode, "seed": cfg.seed},
         )
         summary["lora_dir"] = str(directory)
     write_text_atomic(run_dir / "run_summary.json", json.dumps(summary, indent=2, default=str) + "\n")

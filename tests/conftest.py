@@ -93,3 +93,21 @@ def photo() -> np.ndarray:
     from src.data.images import fit_to_output
 
     return fit_to_output(skimage.data.astronaut(), 144, 256)[0]
+
+
+def model_config(name: str, *overrides: str) -> dict:
+    """The resolved ``model`` node of ``conf/model/<name>.yaml`` (with ``model.*`` overrides), as
+    the CLIs build it."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}", "paths.run_dir=/tmp/unused", *overrides])
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def backbone(name: str, *overrides: str):
+    """The family object of ``conf/model/<name>.yaml`` (nothing loaded)."""
+    from src.models.family import build_backbone
+
+    return build_backbone(model_config(name, *overrides))

@@ -9,18 +9,13 @@ import copy
 import pytest
 import torch
 
-from src.model_report import estimate_memory, tokens_per_sample
+from src.model_report import estimate_memory
 from src.models import recipe
-from src.models.cogvideox import (
-    PUBLISHED_ARCHITECTURES,
-    ModelWeightsMissing,
-    build_meta_models,
-    check_geometry,
-    load_cogvideox_components,
-    resolve_model_dir,
-)
-from src.models.lora import add_lora, export_lora, load_exported_lora
+from src.models.cogvideox import PUBLISHED_ARCHITECTURES, ModelWeightsMissing, build_meta_models
+from src.models.lora import add_lora
 from src.models.tiny import TINY_ARCHITECTURE, build_tiny_components
+from src.utils.cli import ConfigError
+from tests.conftest import backbone
 
 H, W, FRAMES = TINY_ARCHITECTURE["height"], TINY_ARCHITECTURE["width"], 9
 
@@ -57,11 +52,11 @@ def test_published_architectures_have_the_published_sizes(meta_models):
 
 
 def test_tokens_per_sample_and_memory_plan():
-    five = PUBLISHED_ARCHITECTURES["cogvideox_5b_i2v"]["transformer"]
-    one_five = PUBLISHED_ARCHITECTURES["cogvideox1.5_5b_i2v"]["transformer"]
-    tokens = tokens_per_sample(five, 9, 480, 720, 8)
+    five, one_five = (PUBLISHED_ARCHITECTURES[n] for n in ("cogvideox_5b_i2v", "cogvideox1.5_5b_i2v"))
+    family = backbone("cogvideox_5b_i2v")
+    tokens = family.tokens_per_sample(five["vae"], five["transformer"], 9, 480, 720)
     assert (tokens["latent_frames"], tokens["video_tokens"], tokens["tokens"]) == (3, 3 * 30 * 45, 4050 + 226)
-    tokens = tokens_per_sample(one_five, 9, 768, 1360, 8)
+    tokens = family.tokens_per_sample(one_five["vae"], one_five["transformer"], 9, 768, 1360)
     assert tokens["latent_frames_padded"] == 4 and tokens["grid"] == [2, 48, 85]
     plan = {
         bits: estimate_memory(
@@ -91,24 +86,36 @@ def test_missing_weights_fail_with_one_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ModelWeightsMissing) as err:
-        resolve_model_dir("cogvideox_5b_i2v", "THUDM/CogVideoX-5b-I2V")
+        backbone("cogvideox_5b_i2v").check_config()
     message = str(err.value)
     assert "cogvideox_5b_i2v" in message and "huggingface-cli download THUDM/CogVideoX-5b-I2V" in message
     incomplete = tmp_path / "half"
     (incomplete / "transformer").mkdir(parents=True)
     with pytest.raises(ModelWeightsMissing, match="vae"):
-        resolve_model_dir("cogvideox_5b_i2v", str(incomplete))
+        backbone("cogvideox_5b_i2v", f"model.path={incomplete}").load()
+
+
+def check_geometry(name: str, frames: int, height: int, width: int, positional_embedding: str = "sincos"):
+    family = backbone(
+        name,
+        f"model.frames={frames}",
+        f"model.height={height}",
+        f"model.width={width}",
+        f"model.positional_embedding={positional_embedding}",
+    )
+    arch = family.architecture()
+    family.check_geometry(arch["vae"], arch["transformer"])
 
 
 def test_geometry_checks_before_loading():
     check_geometry("cogvideox_5b_i2v", 9, 480, 720)
     check_geometry("cogvideox1.5_5b_i2v", 9, 768, 1360)
-    with pytest.raises(ValueError, match="480x720 only"):
+    with pytest.raises(ConfigError, match="480x720 only"):
         check_geometry("cogvideox_5b_i2v", 9, 768, 1360)
     check_geometry("cogvideox_5b_i2v", 9, 768, 1360, positional_embedding="none")
-    with pytest.raises(ValueError, match="4k\\+1"):
+    with pytest.raises(ConfigError, match="4k\\+1"):
         check_geometry("cogvideox1.5_5b_i2v", 10, 768, 1360)
-    with pytest.raises(ValueError, match="multiples of 16"):
+    with pytest.raises(ConfigError, match="multiples of 16"):
         check_geometry("cogvideox1.5_5b_i2v", 9, 760, 1360)
 
 
@@ -180,7 +187,7 @@ def test_padding_prepends_copies_of_the_first_latent_frame():
     assert recipe.latent_frame_padding(3, None) == 0
 
 
-def test_image_latent_dropout_zeroes_whole_samples():
+def test_unconditioned_samples_get_zero_image_latents():
     condition = torch.ones(64, 3, 4, 2, 2)
     dropped = recipe.drop_image_latents(condition, 0.5, torch.Generator().manual_seed(0))
     per_sample = dropped.flatten(1).sum(1)
@@ -210,31 +217,38 @@ def test_positional_embedding_modes():
 def test_diffusers_directory_loads_as_shipped_in_bf16(tmp_path):
     components = build_tiny_components()
     recipe.i2v_pipeline(components).save_pretrained(tmp_path / "tiny_i2v")
-    loaded = load_cogvideox_components(
-        {
-            "name": "local_tiny",
-            "path": str(tmp_path / "tiny_i2v"),
-            "dtype": "bfloat16",
-            "max_sequence_length": 160,
-        }
-    )
+    local = ("model.name=local_tiny", f"model.path={tmp_path / 'tiny_i2v'}", "model.max_sequence_length=160")
+    loaded = backbone("cogvideox_5b_i2v", *local).load()
     assert loaded.transformer.dtype == torch.bfloat16 and loaded.vae.use_tiling and loaded.vae.use_slicing
     assert type(loaded.scheduler).__name__ == "CogVideoXDDIMScheduler"
     assert loaded.scheduler.config.prediction_type == "v_prediction"
     with pytest.raises(ValueError, match="other version"):
-        load_cogvideox_components({"name": "cogvideox1.5_5b_i2v", "path": str(tmp_path / "tiny_i2v")})
+        backbone("cogvideox1.5_5b_i2v", f"model.path={tmp_path / 'tiny_i2v'}").load()
 
 
 def test_lora_export_reproduces_the_validation_sample_exactly(tmp_path):
-    from src.models.tiny import load_tiny
+    """The family's export, loaded with plain CogVideoXImageToVideoPipeline.load_lora_weights into
+    a fresh pipeline, gives bit-identical frames to the in-memory adapter's generation."""
+    from diffusers import CogVideoXImageToVideoPipeline
 
-    components, _ = load_tiny()
+    family = backbone("tiny", "model.sampling.num_inference_steps=3")
+    components = family.load()
     add_lora(components.transformer, 4, 8, ["to_q", "to_k", "to_v", "to_out.0"])
+    family.bind(components)
     generator = torch.Generator().manual_seed(0)
     for name, parameter in components.transformer.named_parameters():
         if "lora_" in name:  # a trained-looking adapter (B is zero at init)
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.05
     first = torch.rand(1, 3, H, W, generator=generator)
+    ours = family.generate(first, ["a test"], [torch.Generator().manual_seed(3)])
+    lora_cfg = {"rank": 4, "alpha": 8, "target_modules": ["to_q", "to_k", "to_v", "to_out.0"]}
+    family.export_lora(components.transformer, tmp_path / "lora", lora_cfg)
+
+    fresh = backbone("tiny").load()
+    pipeline = CogVideoXImageToVideoPipeline(
+        **{k: getattr(fresh, k) for k in ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")}
+    )
+    pipeline.load_lora_weights(str(tmp_path / "lora"))  # plain diffusers, no platform code
     kwargs = dict(
         height=H,
         width=W,
@@ -243,29 +257,20 @@ def test_lora_export_reproduces_the_validation_sample_exactly(tmp_path):
         guidance_scale=1.0,
         max_sequence_length=160,
     )
-    ours = recipe.generate_trajectory(
-        recipe.i2v_pipeline(components), first, ["a test"], [torch.Generator().manual_seed(3)], **kwargs
-    )
-    export_lora(
-        components.transformer,
-        tmp_path / "lora",
-        4,
-        8,
-        ["to_q", "to_k", "to_v", "to_out.0"],
-        extra={"frames": FRAMES, "height": H, "width": W, "positional_embedding": "none"},
-    )
-    fresh, _ = load_tiny()
-    pipeline = recipe.i2v_pipeline(fresh)
-    config = load_exported_lora(pipeline, tmp_path / "lora")
-    assert config["r"] == 4 and config["lora_alpha"] == 8
     theirs = recipe.generate_trajectory(
         pipeline, first, ["a test"], [torch.Generator().manual_seed(3)], **kwargs
     )
     base = recipe.generate_trajectory(
-        recipe.i2v_pipeline(load_tiny()[0]), first, ["a test"], [torch.Generator().manual_seed(3)], **kwargs
+        recipe.i2v_pipeline(backbone("tiny").load()),
+        first,
+        ["a test"],
+        [torch.Generator().manual_seed(3)],
+        **kwargs,
     )
     assert torch.equal(ours, theirs)
     assert not torch.allclose(ours, base, atol=1e-3), "the adapter must change the sample"
+    config = family.load_lora(recipe.i2v_pipeline(backbone("tiny").load()), tmp_path / "lora")
+    assert config["r"] == 4 and config["lora_alpha"] == 8 and config["family"] == "cogvideox"
 
 
 def test_encoder_cache_precomputes_reuses_and_detects_stale_entries(tmp_path):
@@ -307,7 +312,7 @@ def test_encoder_cache_precomputes_reuses_and_detects_stale_entries(tmp_path):
         default_root_dir=tmp_path,
     )
     trainer.fit(module, datamodule=datamodule)
-    cache = module.cache
+    cache = module.backbone.cache
     clips = len(datamodule.train_set)
     assert cache.stats["written"] >= clips + 2  # every clip + the uniform prompt + ""
     assert cache.stats["hits"] >= 4, "training steps read posteriors and prompts from the cache"
@@ -329,7 +334,7 @@ def test_encoder_cache_precomputes_reuses_and_detects_stale_entries(tmp_path):
     assert cache.load_posterior(item["clip_id"]) is None and cache.stats["stale"] == stale_before + 1
     own.write_bytes(b"torn")
     assert cache.load_posterior(item["clip_id"]) is None and cache.stats["stale"] == stale_before + 2
-    assert module.clip_posteriors(video, [item["clip_id"]])[0].shape == mean.shape  # recomputed
+    assert module.backbone.clip_posteriors(video, [item["clip_id"]])[0].shape == mean.shape  # recomputed
     assert cache.load_posterior(item["clip_id"]) is not None  # and rewritten
 
 

@@ -171,3 +171,42 @@ def test_pretraining_prompt_embeddings_are_the_pipelines():
         assert torch.equal(t5_embeddings(components, ids), pipeline), "same ids, same call"
     # with autograd on, torch takes other kernels: measured max difference 3.8e-6
     assert ours.requires_grad and torch.allclose(ours, pipeline, atol=1e-5, rtol=0)
+
+
+def test_tiny_wan_pretraining_writes_a_base_the_family_loads(tmp_path):
+    """--model tiny_wan: the same three stages with Wan's recipe; the weights file records the
+    measured per-channel latent statistics and loads through model=tiny_wan model.weights=<file>."""
+    import torch
+
+    from src.pretrain_tiny import main
+    from tests.conftest import backbone
+
+    out = tmp_path / "wan.safetensors"
+    main(
+        [*TINY_RUN, "--model", "tiny_wan", "--state-dir", str(tmp_path / "s"), "--out", str(out)]
+        + ["--record", str(tmp_path / "wan.json")]
+    )
+    record = json.loads((tmp_path / "wan.json").read_text())
+    assert len(record["bank"]["latents_mean"]) == 48 and len(record["bank"]["latents_std"]) == 48
+    assert record["bank"]["latents_std"] != [1.0] * 48  # measured, not the placeholder
+    family = backbone("tiny_wan", f"model.weights={out}")
+    components = family.load()
+    assert list(components.vae.config.latents_std) == pytest.approx(record["bank"]["latents_std"])
+    family.bind(components)
+    video = family.generate(torch.rand(1, 3, 64, 112), ["x"], [torch.Generator().manual_seed(0)])
+    assert video.shape == (1, 9, 3, 64, 112) and len(record["identity_psnr_db_per_frame"]) == 9
+
+
+def test_tiny_wan_pretraining_prompt_embeddings_are_the_pipelines():
+    import torch
+
+    from src.models import wan
+    from src.pretrain_tiny import tokenize, umt5_embeddings
+
+    components = wan.build_tiny_wan_components()
+    prompts = ["The scene gradually brightens.", "", "Nothing moves. " * 20]
+    ours = umt5_embeddings(components, tokenize(components, prompts))
+    with torch.no_grad():
+        theirs = wan.encode_prompts(wan.wan_pipeline(components), prompts, 160, torch.device("cpu"))
+    assert ours.requires_grad and torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    assert torch.all(theirs[1, 1:] == 0) and torch.all(ours[1, 1:] == 0)  # "" is one token (EOS)

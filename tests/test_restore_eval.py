@@ -73,9 +73,14 @@ def test_tiled_blending_puts_every_tile_back_in_place():
 
     from src.models.restorer import Restorer
 
-    pipeline = SimpleNamespace(transformer=SimpleNamespace(device=torch.device("cpu")))
+    backbone = SimpleNamespace(  # a stand-in family: geometry and sampling settings only
+        pipeline=None,
+        geometry=(5, 64, 112),
+        config=SimpleNamespace(sampling=SimpleNamespace(num_inference_steps=1, guidance_scale=1.0)),
+        device=torch.device("cpu"),
+    )
     model_cfg = {"name": "stand-in", "frames": 5, "height": 64, "width": 112}
-    stub = Restorer(pipeline, model_cfg, {"name": "lowlight"}, "uniform", info=None)
+    stub = Restorer(backbone, model_cfg, {"name": "lowlight"}, "uniform", info=None)
     batches = []
 
     def trajectories(tiles, prompts, seed):  # (B, C, H, W) -> (B, F, C, H, W)

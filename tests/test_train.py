@@ -137,7 +137,7 @@ def test_only_lora_parameters_train_and_stay_fp32(tiny_module, tmp_path):
 
 def test_training_and_pipeline_share_components(tiny_module):
     module, _ = tiny_module
-    pipeline = module.pipeline
+    pipeline = module.backbone.pipeline
     assert pipeline.transformer is module.transformer and pipeline.vae is module.vae
     assert pipeline.text_encoder is module.text_encoder
 

@@ -1,16 +1,31 @@
-"""LoRA training-step benchmark of the full-size CogVideoX-5B-I2V transformers (GPU).
+"""LoRA training-step benchmark of the full-size CogVideoX-5B-I2V and Wan2.2-TI2V-5B transformers (GPU).
 
-    python -m src.benchmarks.gpu_step [--models cogvideox_5b_i2v cogvideox1.5_5b_i2v] [--steps 5]
+    python -m src.benchmarks.gpu_step [--models cogvideox_5b_i2v cogvideox1.5_5b_i2v wan2.2_ti2v_5b]
+                                      [--steps 5]
 
 Builds each published transformer with random weights (no download needed) in bf16 on the GPU,
-attaches LoRA (rank 64 on q/k/v/out, fp32), and times real training steps (the recipe's
-v-prediction loss on random latents and text embeddings, AdamW on the LoRA parameters) at
-9 x 480 x 720 and 9 x 768 x 1360, with and without gradient checkpointing. Records the median
-step time and the peak allocated memory in experiments/benchmarks/gpu_step.{json,md}, next to
-what ``src.model_report`` estimates for the same setting.
+attaches LoRA (rank 64 on q/k/v/out, fp32), and times real training steps on random latents and
+text embeddings, AdamW on the LoRA parameters, with and without gradient checkpointing, at each
+model's own geometries (:data:`GEOMETRIES`):
 
-``--arch tiny --device cpu`` runs the same code on the tiny model (the test suite's smoke test);
-the real sizes need a CUDA GPU and say so otherwise.
+- CogVideoX (``cogvideox_5b_i2v``, ``cogvideox1.5_5b_i2v``): the recipe's v-prediction loss
+  (``src.models.recipe.i2v_loss``) at 9 x 480 x 720 and 9 x 768 x 1360; latents
+  (B, F', C=16, H/8, W/8), T5 embeddings (B, 226, 4096).
+- Wan2.2-TI2V-5B (``wan2.2_ti2v_5b``): the flow-matching loss with the clean first latent frame
+  as condition (``src.models.wan.flow_matching_loss``: condition = latent frame 0,
+  ``first_frame_mask``, ``shifted_sigmas`` with the scheduler's flow shift 5) at
+  9 x 704 x 1280 and 9 x 960 x 960; latents (B, C=48, F', H/16, W/16) in float32 as
+  ``wan.video_latents`` returns them, UMT5 embeddings (B, 512, 4096).
+
+Records the median step time and the peak allocated memory, one row per model x geometry x
+checkpointing setting (each row names its ``family``: ``cogvideox`` or ``wan``), in
+experiments/benchmarks/gpu_step.{json,md}. To compare with the estimate, run
+``python -m src.model_report model=<name> model.frames=.. model.height=.. model.width=..`` for
+the same setting (this benchmark does not print it).
+
+``--arch tiny --device cpu`` runs the CogVideoX code on the tiny CogVideoX transformer and
+``--arch tiny_wan --device cpu`` the Wan code on the tiny Wan transformer (both 9 x 64 x 112; the
+test suite's smoke tests); the real sizes need a CUDA GPU and say so otherwise.
 """
 
 from __future__ import annotations
@@ -20,17 +35,33 @@ import copy
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from src.utils.config import PROJECT_ROOT
 
-GEOMETRIES = [(9, 480, 720), (9, 768, 1360)]
+# frames x height x width per model; --arch tiny / tiny_wan are the CPU smoke-test models
+GEOMETRIES: dict[str, list[tuple[int, int, int]]] = {
+    "cogvideox_5b_i2v": [(9, 480, 720), (9, 768, 1360)],
+    "cogvideox1.5_5b_i2v": [(9, 480, 720), (9, 768, 1360)],
+    "wan2.2_ti2v_5b": [(9, 704, 1280), (9, 960, 960)],
+    "tiny": [(9, 64, 112)],
+    "tiny_wan": [(9, 64, 112)],
+}
+DEFAULT_MODELS = ["cogvideox_5b_i2v", "cogvideox1.5_5b_i2v", "wan2.2_ti2v_5b"]
+TINY_MODELS = ["tiny", "tiny_wan"]
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
+def family(arch_name: str) -> str:
+    """``wan`` for the Wan2.2 models (``wan2.2_*``, ``tiny_wan``), ``cogvideox`` otherwise."""
+    return "wan" if arch_name == "tiny_wan" or arch_name.startswith("wan") else "cogvideox"
+
+
 def build_transformer(arch_name: str, device: str, dtype: torch.dtype):
+    """The CogVideoX transformer with random weights and its VAE's spatial factor."""
     from diffusers import CogVideoXTransformer3DModel
 
     if arch_name == "tiny":
@@ -48,8 +79,74 @@ def build_transformer(arch_name: str, device: str, dtype: torch.dtype):
     return transformer, spatial
 
 
-def step_benchmark(arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1) -> dict:
+def wan_architecture(arch_name: str) -> dict:
+    """The Wan architecture dict (transformer, vae, scheduler, max_sequence_length)."""
+    from src.models.wan import PUBLISHED_ARCHITECTURES, TINY_WAN_ARCHITECTURE
+
+    return TINY_WAN_ARCHITECTURE if arch_name == "tiny_wan" else PUBLISHED_ARCHITECTURES[arch_name]
+
+
+def build_wan_transformer(arch_name: str, device: str, dtype: torch.dtype):
+    """The Wan transformer with random weights and its architecture dict, its parameters in
+    ``dtype`` except those of ``_keep_in_fp32_modules`` (time embedder, scale-shift tables,
+    norm2), which stay float32 as ``from_pretrained(torch_dtype=...)`` leaves them (same name rule;
+    the rope tables are float32 buffers either way)."""
+    from diffusers import WanTransformer3DModel
+
+    arch = wan_architecture(arch_name)
+    with torch.device(device):
+        transformer = WanTransformer3DModel(**copy.deepcopy(arch["transformer"]))
+    keep = transformer._keep_in_fp32_modules or []
+    for name, parameter in transformer.named_parameters():
+        if parameter.is_floating_point():
+            fp32 = any(module in name.split(".") for module in keep)
+            parameter.data = parameter.data.to(torch.float32 if fp32 else dtype)
+    return transformer, arch
+
+
+def time_steps(
+    transformer: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, device: str
+) -> tuple[list[float], torch.Tensor]:
+    """``steps + 1`` timed LoRA training steps (loss, backward, AdamW): the step times and the
+    last loss. ``loss_fn`` draws its own noise and timesteps (inside the timed region)."""
+    optimizer = torch.optim.AdamW([p for p in transformer.parameters() if p.requires_grad], lr=1e-4)
+    times = []
+    for _ in range(steps + 1):  # the first step warms up kernels and the allocator
+        start = time.perf_counter()
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times, loss
+
+
+def _row(arch_name, frames, height, width, checkpointing, rank, lora_params, steps, times, loss, device):
+    peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None
+    return {
+        "model": arch_name,
+        "family": family(arch_name),
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "gradient_checkpointing": checkpointing,
+        "lora_rank": rank,
+        "lora_parameters": lora_params,
+        "steps_timed": steps,
+        "step_seconds_median": statistics.median(times[1:]),
+        "peak_allocated_gib": peak,
+        "loss_finite": bool(torch.isfinite(loss).item()),
+    }
+
+
+def cogvideox_step_benchmark(
+    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1
+) -> dict:
     from diffusers import CogVideoXDDIMScheduler
+    from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
     from src.models import recipe
     from src.models.lora import add_lora
@@ -73,8 +170,6 @@ def step_benchmark(arch_name, frames, height, width, checkpointing, steps, devic
     )
     scheduler = CogVideoXDDIMScheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True)
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
-    from diffusers.models.embeddings import get_3d_rotary_pos_embed
-
     rotary = None
     if cfg.use_rotary_positional_embeddings:
         grid_h, grid_w = height // spatial // cfg.patch_size, width // spatial // cfg.patch_size
@@ -86,58 +181,94 @@ def step_benchmark(arch_name, frames, height, width, checkpointing, steps, devic
             temporal_size=temporal,
             device=device,
         )
-    optimizer = torch.optim.AdamW([p for p in transformer.parameters() if p.requires_grad], lr=1e-4)
     ofs = recipe.ofs_input(transformer, latents)
-    times = []
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(steps + 1):  # the first step warms up kernels and the allocator
-        start = time.perf_counter()
+
+    def loss_fn():
         timesteps = torch.randint(0, 1000, (batch,), generator=generator, device=device)
         noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = recipe.i2v_loss(
-                transformer, scheduler, latents, condition, embeds, timesteps, noise, rotary, ofs
-            )
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None
-    return {
-        "model": arch_name,
-        "frames": frames,
-        "height": height,
-        "width": width,
-        "gradient_checkpointing": checkpointing,
-        "lora_rank": rank,
-        "lora_parameters": lora_params,
-        "steps_timed": steps,
-        "step_seconds_median": statistics.median(times[1:]),
-        "peak_allocated_gib": peak,
-        "loss_finite": bool(torch.isfinite(loss).item()),
-    }
+        return recipe.i2v_loss(
+            transformer, scheduler, latents, condition, embeds, timesteps, noise, rotary, ofs
+        )
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times, loss = time_steps(transformer, loss_fn, steps, device)
+    return _row(
+        arch_name, frames, height, width, checkpointing, rank, lora_params, steps, times, loss, device
+    )
+
+
+def wan_step_benchmark(
+    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1
+) -> dict:
+    from src.models import wan
+    from src.models.lora import add_lora
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    transformer, arch = build_wan_transformer(arch_name, device, dtype)
+    lora_params = add_lora(transformer, rank, rank, TARGETS)
+    if checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    cfg, vae = transformer.config, arch["vae"]
+    wan.check_geometry(frames, height, width, arch_name)
+    latent_frames = (frames - 1) // int(vae["scale_factor_temporal"]) + 1
+    spatial = int(vae["scale_factor_spatial"])
+    shape = (batch, cfg.out_channels, latent_frames, height // spatial, width // spatial)
+    generator = torch.Generator(device=device).manual_seed(0)
+    # float32 latents as wan.video_latents / condition_latents return them; the loss casts the
+    # model input to the transformer's dtype
+    latents = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+    condition = latents[:, :, :1]
+    mask = wan.first_frame_mask(latents)
+    embeds = torch.randn(
+        batch, int(arch["max_sequence_length"]), cfg.text_dim, generator=generator, device=device, dtype=dtype
+    )
+    shift = float(arch["scheduler"]["flow_shift"])  # 5.0
+
+    def loss_fn():
+        sigmas = wan.shifted_sigmas(batch, generator, shift, device=device)
+        noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        return wan.flow_matching_loss(transformer, latents, condition, mask, embeds, sigmas, noise)
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times, loss = time_steps(transformer, loss_fn, steps, device)
+    return _row(
+        arch_name, frames, height, width, checkpointing, rank, lora_params, steps, times, loss, device
+    )
+
+
+def step_benchmark(arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1) -> dict:
+    """One row: the family's training step timed on ``arch_name`` at frames x height x width."""
+    bench = wan_step_benchmark if family(arch_name) == "wan" else cogvideox_step_benchmark
+    return bench(arch_name, frames, height, width, checkpointing, steps, device, rank=rank, batch=batch)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["cogvideox_5b_i2v", "cogvideox1.5_5b_i2v"])
-    parser.add_argument("--arch", default=None, help="tiny: the tiny transformer (CPU smoke test)")
+    parser.add_argument(
+        "--models", nargs="+", default=DEFAULT_MODELS, choices=[m for m in GEOMETRIES if m not in TINY_MODELS]
+    )
+    parser.add_argument(
+        "--arch",
+        default=None,
+        choices=list(GEOMETRIES),
+        help="tiny / tiny_wan: the tiny CogVideoX / Wan transformer (CPU smoke test); replaces --models",
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "benchmarks" / "gpu_step")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(
-            "src.benchmarks.gpu_step needs a CUDA GPU (or --arch tiny --device cpu for a smoke test)"
+            "src.benchmarks.gpu_step needs a CUDA GPU (or --arch tiny / --arch tiny_wan --device cpu "
+            "for a smoke test)"
         )
     models = [args.arch] if args.arch else args.models
-    geometries = [(9, 64, 112)] if args.arch == "tiny" else GEOMETRIES
     results = []
     for model in models:
-        for frames, height, width in geometries:
+        for frames, height, width in GEOMETRIES[model]:
             for checkpointing in (True, False):
                 try:
                     result = step_benchmark(
@@ -146,6 +277,7 @@ def main() -> None:
                 except torch.cuda.OutOfMemoryError as err:
                     result = {
                         "model": model,
+                        "family": family(model),
                         "frames": frames,
                         "height": height,
                         "width": width,

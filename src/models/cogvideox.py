@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from pathlib import Path
 
 import torch
 
-from src.models.tiny import I2VComponents, build_scheduler
-from src.utils.cli import ConfigError, InputError, UserError
+from src.models.family import Backbone, I2VComponents, ModelWeightsMissing  # noqa: F401 (re-exported)
+from src.utils.cli import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -136,88 +135,6 @@ PUBLISHED_ARCHITECTURES: dict[str, dict] = {
     },
 }
 
-REQUIRED_SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
-
-
-class ModelWeightsMissing(UserError, FileNotFoundError):
-    """The real model's weights are not on this machine; the message says where we looked and
-    how to fetch them."""
-
-
-def _fetch_hint(repo: str) -> str:
-    return (
-        f"fetch them on a machine with network access with `huggingface-cli download {repo}` "
-        f"(about 22 GB; the HF cache is {os.environ.get('HF_HOME', '~/.cache/huggingface')}), or "
-        f"`git lfs clone https://huggingface.co/{repo}` and pass model.path=<that dir>; "
-        "model.download=true lets this run download it"
-    )
-
-
-def resolve_model_dir(name: str, path: str, revision: str | None = None, download: bool = False) -> Path:
-    """A directory holding the diffusers layout (model_index.json + the five subfolders):
-    ``path`` itself when it is a directory, else ``path`` as a hub id looked up in the local
-    HF cache (downloaded only when ``download``). Raises :class:`ModelWeightsMissing`."""
-    repo = PUBLISHED_ARCHITECTURES.get(name, {}).get("repo", path)
-    candidate = Path(os.path.expanduser(str(path)))
-    looked = []
-    if candidate.is_dir():
-        directory = candidate
-    else:
-        looked.append(f"no directory {candidate}")
-        try:
-            from huggingface_hub import snapshot_download
-
-            directory = Path(snapshot_download(str(path), revision=revision, local_files_only=not download))
-        except Exception as err:  # offline, not cached, no network, unknown repo: one message
-            looked.append(f"hub id {path!r} not in the local Hugging Face cache ({type(err).__name__})")
-            raise ModelWeightsMissing(
-                f"model {name}: weights not found ({'; '.join(looked)}). {_fetch_hint(repo)}"
-            ) from None
-    missing = [sub for sub in REQUIRED_SUBFOLDERS if not (directory / sub).is_dir()]
-    if missing or not (directory / "model_index.json").is_file():
-        raise ModelWeightsMissing(
-            f"model {name}: {directory} is not a complete diffusers CogVideoX I2V directory "
-            f"(missing {missing or ['model_index.json']}). {_fetch_hint(repo)}"
-        )
-    return directory
-
-
-def load_cogvideox_components(model_cfg: dict) -> I2VComponents:
-    """Transformer, VAE, T5 + tokenizer and scheduler as shipped, via the diffusers I2V pipeline's
-    ``from_pretrained``; base weights in ``model.dtype`` (bf16 by default)."""
-    from diffusers import CogVideoXImageToVideoPipeline
-
-    name = str(model_cfg.get("name"))
-    directory = resolve_model_dir(
-        name, str(model_cfg["path"]), model_cfg.get("revision"), bool(model_cfg.get("download", False))
-    )
-    dtype = getattr(torch, str(model_cfg.get("dtype", "bfloat16")))
-    log.info("loading %s from %s (%s)", name, directory, dtype)
-    pipeline = CogVideoXImageToVideoPipeline.from_pretrained(str(directory), torch_dtype=dtype)
-    expected = PUBLISHED_ARCHITECTURES.get(name)
-    if expected is not None:
-        got_t = pipeline.transformer.config.get("patch_size_t")
-        if got_t != expected["transformer"].get("patch_size_t"):
-            raise InputError(
-                f"model {name} expects CogVideoX {expected['version']} weights, but {directory} has "
-                f"patch_size_t={got_t}: is model.path pointing at the other version?"
-            )
-    if pipeline.transformer.config.in_channels != 32:
-        raise InputError(f"{directory} is not an image-to-video model (transformer in_channels != 32)")
-    if model_cfg.get("vae_slicing", True):
-        pipeline.vae.enable_slicing()
-    if model_cfg.get("vae_tiling", True):
-        pipeline.vae.enable_tiling()
-    return I2VComponents(
-        tokenizer=pipeline.tokenizer,
-        text_encoder=pipeline.text_encoder,
-        vae=pipeline.vae,
-        transformer=pipeline.transformer,
-        scheduler=pipeline.scheduler,
-        max_sequence_length=int(model_cfg.get("max_sequence_length", 226)),
-        name=name,
-    )
-
 
 def build_meta_models(name: str) -> dict[str, torch.nn.Module]:
     """The published transformer, VAE and T5 encoder on the meta device (no memory, no weights)."""
@@ -235,38 +152,287 @@ def build_meta_models(name: str) -> dict[str, torch.nn.Module]:
 
 
 def published_scheduler(name: str):
+    from src.models.tiny import build_scheduler
+
     return build_scheduler(PUBLISHED_ARCHITECTURES[name]["scheduler"])
 
 
-def check_geometry(
-    name: str, frames: int, height: int, width: int, positional_embedding: str = "sincos"
-) -> None:
-    """Frame count and resolution against the published architecture, before any weight loads."""
-    from src.models import recipe
+class CogVideoXI2V(Backbone):
+    """CogVideoX image-to-video, 1.0 (``cogvideox_5b_i2v``) and 1.5 (``cogvideox1.5_5b_i2v``), and
+    the embedded tiny model. What differs between the versions (temporal patches of 2 with
+    latent-frame padding, the ``ofs`` input, ``invert_scale_latents``, the learned positional
+    table of 1.0) is read from the transformer and VAE configs, as diffusers' pipeline reads it.
 
-    arch = PUBLISHED_ARCHITECTURES[name]
-    recipe.latent_frame_count(frames)
-    tcfg = arch["transformer"]
-    multiple = 8 * tcfg["patch_size"]
-    if height % multiple or width % multiple or height <= 0 or width <= 0:
-        raise ConfigError(
-            f"{name}: height and width must be positive multiples of {multiple}, got {height}x{width}"
+    Training step (the CogVideoX I2V recipe, :mod:`src.models.recipe`): clean video latents from
+    the VAE posterior (cached), the (noise-augmented) first frame's latents concatenated on the
+    channel axis with zeros for the other latent frames, uniform DDPM timesteps, v-prediction MSE.
+    """
+
+    family = "cogvideox"
+    published = PUBLISHED_ARCHITECTURES
+    vae_decode_gib = 3.0  # tiled + sliced CogVideoX VAE decode peak at 480x720 (assumption)
+    report_geometries = ((9, 480, 720), (9, 768, 1360))
+
+    @property
+    def pipeline_class(self):
+        from diffusers import CogVideoXImageToVideoPipeline
+
+        return CogVideoXImageToVideoPipeline
+
+    def make_pipeline(self, components):
+        from src.models import recipe
+
+        return recipe.i2v_pipeline(components)
+
+    # -- config time ------------------------------------------------------------------------------
+    def check_options(self) -> None:
+        from src.models import recipe
+
+        super().check_options()
+        c = self.config
+        if c.shift is not None:
+            raise ConfigError(
+                f"model.shift={c.shift}: {c.name} trains with DDPM v-prediction (CogVideoXDDIMScheduler), "
+                "not flow matching; set model.shift=null"
+            )
+        if c.positional_embedding not in recipe.POSITIONAL_EMBEDDING_MODES:
+            raise ConfigError(
+                f"model.positional_embedding must be one of {recipe.POSITIONAL_EMBEDDING_MODES}, "
+                f"got {c.positional_embedding!r}"
+            )
+
+    def architecture(self) -> dict:
+        if self.is_tiny:
+            from src.models.tiny import read_tiny_architecture
+
+            return read_tiny_architecture(self.config.weights)
+        if self.name in PUBLISHED_ARCHITECTURES:
+            return PUBLISHED_ARCHITECTURES[self.name]
+        import json
+
+        directory = self.resolve_weights()  # a custom model: its own configs
+        return {
+            part: json.loads((directory / part / "config.json").read_text())
+            for part in ("vae", "transformer")
+        }
+
+    def check_geometry(self, vae_config, transformer_config) -> None:
+        """Frame count 4k+1 and a resolution the VAE and patching take; CogVideoX 1.0's learned
+        positional table at its native size only (unless model.positional_embedding=none)."""
+        from src.models import recipe
+
+        frames, height, width = self.geometry
+        recipe.latent_frame_count(frames, int(vae_config.get("temporal_compression_ratio", 4)))
+        spatial = 2 ** (len(vae_config["block_out_channels"]) - 1)
+        multiple = spatial * int(transformer_config["patch_size"])
+        if height % multiple or width % multiple or height <= 0 or width <= 0:
+            raise ConfigError(
+                f"{self.name}: model.height and model.width must be positive multiples of {multiple} "
+                f"(a multiple of {multiple}), got {height}x{width}"
+            )
+        native = (transformer_config["sample_height"] * spatial, transformer_config["sample_width"] * spatial)
+        if (
+            transformer_config.get("use_learned_positional_embeddings")
+            and self.config.positional_embedding != "none"
+            and (height, width) != native
+        ):
+            version = PUBLISHED_ARCHITECTURES.get(self.name, {}).get("version", "1.0")
+            raise ConfigError(
+                f"{self.name} (CogVideoX {version}) takes {native[0]}x{native[1]} only, got {height}x{width} "
+                "(its learned positional embedding has that size); model.positional_embedding=none drops it"
+            )
+        patch_t = transformer_config.get("patch_size_t")
+        if patch_t and (frames - 1) % 16:
+            latent = recipe.latent_frame_count(frames)
+            log.warning(
+                "%s prefers 16N+1 frames (81, 161); %d frames are padded to %d latent frames",
+                self.name,
+                frames,
+                latent + recipe.latent_frame_padding(latent, patch_t),
+            )
+
+    # -- loading ----------------------------------------------------------------------------------
+    def load_tiny(self) -> I2VComponents:
+        from src.models.tiny import load_tiny
+
+        components, _ = load_tiny(self.config.weights)
+        return components
+
+    def load_pretrained(self) -> I2VComponents:
+        """Transformer, VAE, T5 + tokenizer and scheduler as shipped, via the diffusers I2V
+        pipeline's ``from_pretrained``; base weights in ``model.dtype`` (bf16 by default)."""
+        directory = self.resolve_weights()
+        dtype = getattr(torch, self.config.dtype)
+        log.info("loading %s from %s (%s)", self.name, directory, dtype)
+        pipeline = self.pipeline_class.from_pretrained(str(directory), torch_dtype=dtype)
+        expected = PUBLISHED_ARCHITECTURES.get(self.name)
+        if expected is not None:
+            got_t = pipeline.transformer.config.get("patch_size_t")
+            if got_t != expected["transformer"].get("patch_size_t"):
+                raise InputError(
+                    f"model {self.name} expects CogVideoX {expected['version']} weights, but {directory} has "
+                    f"patch_size_t={got_t}: is model.path pointing at the other version?"
+                )
+        if pipeline.transformer.config.in_channels != 32:
+            raise InputError(f"{directory} is not an image-to-video model (transformer in_channels != 32)")
+        if self.config.vae_slicing:
+            pipeline.vae.enable_slicing()
+        if self.config.vae_tiling:
+            pipeline.vae.enable_tiling()
+        return I2VComponents(
+            tokenizer=pipeline.tokenizer,
+            text_encoder=pipeline.text_encoder,
+            vae=pipeline.vae,
+            transformer=pipeline.transformer,
+            scheduler=pipeline.scheduler,
+            max_sequence_length=int(self.config.max_sequence_length),
+            name=self.name,
         )
-    native = (tcfg["sample_height"] * 8, tcfg["sample_width"] * 8)
-    if (
-        tcfg["use_learned_positional_embeddings"]
-        and positional_embedding != "none"
-        and (height, width) != native
-    ):
-        raise ConfigError(
-            f"{name} (CogVideoX {arch['version']}) takes {native[0]}x{native[1]} only, got {height}x{width} "
-            "(its learned positional embedding has that size); model.positional_embedding=none drops it"
+
+    def meta_models(self) -> dict[str, torch.nn.Module]:
+        if self.is_tiny:
+            from src.models.tiny import build_tiny_components
+
+            components = build_tiny_components(self.architecture())
+            return {
+                "transformer": components.transformer,
+                "vae": components.vae,
+                "text_encoder": components.text_encoder,
+            }
+        return build_meta_models(self.name)
+
+    # -- binding ----------------------------------------------------------------------------------
+    def bind(self, components: I2VComponents, cache: bool = True):
+        from src.models import recipe
+
+        super().bind(components, cache)
+        frames = self.config.frames
+        self.latent_frames = recipe.latent_frame_count(
+            frames, components.vae.config.temporal_compression_ratio
         )
-    if tcfg.get("patch_size_t") and (frames - 1) % 16:
-        log.warning(
-            "%s prefers 16N+1 frames (81, 161); %d frames are padded to %d latent frames",
-            name,
-            frames,
-            recipe.latent_frame_count(frames)
-            + recipe.latent_frame_padding(recipe.latent_frame_count(frames), 2),
+        # CogVideoX 1.5 patches time in pairs: copies of latent frame 0 pad the count, and the
+        # pipeline drops as many generated frames after sampling.
+        self.latent_padding = recipe.latent_frame_padding(
+            self.latent_frames, components.transformer.config.get("patch_size_t")
+        )
+        self._rotary_cache = None
+        return self
+
+    def configure_transformer(self, transformer, mode: str, vae_config=None) -> str:
+        from src.models import recipe
+
+        vae_config = vae_config if vae_config is not None else self.components.vae.config
+        frames, height, width = self.geometry
+        return recipe.configure_positional_embeddings(
+            transformer, mode, frames, height, width, 2 ** (len(vae_config.block_out_channels) - 1)
+        )
+
+    def load_lora(self, pipeline, directory: Path) -> dict:
+        from src.models.lora import load_exported_lora
+
+        config = load_exported_lora(pipeline, directory)
+        if config.get("positional_embedding") and config.get("frames"):
+            from src.models import recipe
+
+            recipe.configure_positional_embeddings(
+                pipeline.transformer,
+                str(config["positional_embedding"]),
+                int(config["frames"]),
+                int(config["height"]),
+                int(config["width"]),
+                pipeline.vae_scale_factor_spatial,
+            )
+        return config
+
+    def _rotary(self):
+        """Rotary embeddings at the training geometry, exactly as the pipeline computes them;
+        once per device."""
+        from src.models import recipe
+
+        device = self.device
+        if self._rotary_cache is None or self._rotary_cache[0] != device:
+            frames, height, width = self.geometry
+            emb = recipe.rotary_embeddings(
+                self.pipeline, height, width, self.latent_frames + self.latent_padding, device
+            )
+            self._rotary_cache = (device, emb)
+        return self._rotary_cache[1]
+
+    # -- encoding, loss, sampling -----------------------------------------------------------------
+    def encode_prompts(self, prompts: list[str], device) -> torch.Tensor:
+        from src.models import recipe
+
+        return recipe.encode_prompts(self.pipeline, prompts, int(self.config.max_sequence_length), device)
+
+    def training_loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        from src.models import recipe
+
+        c, vae, device = self.config, self.components.vae, self.device
+        frames = batch["frames"]  # (B, F, C, H, W) in [0, 1]
+        video = recipe.to_vae_video(frames.to(vae.dtype))
+        mean, logvar = self.clip_posteriors(video, batch.get("clip_id"))
+        latents = recipe.video_latents(mean, logvar, vae.config.scaling_factor, generator)
+        latents = recipe.prepend_first_latent_frame(latents, self.latent_padding)
+        sigma = None
+        if c.noise_augmentation.enabled:
+            sigma = recipe.sample_noise_augmentation(
+                frames.shape[0], generator, c.noise_augmentation.mean, c.noise_augmentation.std, device=device
+            )
+        condition = recipe.image_latents(
+            vae, video[:, :, 0], self.latent_frames + self.latent_padding, generator, sigma
+        )
+        condition = recipe.drop_image_latents(condition, 1.0 - float(c.condition_probability), generator)
+        embeds = self.prompt_embeddings(list(batch["prompt"]))
+        timesteps = recipe.sample_timesteps(
+            frames.shape[0], self.components.scheduler.config.num_train_timesteps, generator, device
+        )
+        noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
+        return recipe.i2v_loss(
+            self.components.transformer,
+            self.components.scheduler,
+            latents,
+            condition,
+            embeds.to(latents.dtype),
+            timesteps,
+            noise,
+            self._rotary(),
+            recipe.ofs_input(self.components.transformer, latents),
+            skip_frames=0 if c.loss_on_first_frame else 1 + self.latent_padding,
+        )
+
+    def sample(self, *args, **kwargs) -> torch.Tensor:
+        from src.models import recipe
+
+        return recipe.generate_trajectory(self.pipeline, *args, **kwargs)
+
+    # -- memory plan ------------------------------------------------------------------------------
+    def tokens_per_sample(
+        self, vae_config: dict, transformer_config: dict, frames: int, height: int, width: int
+    ) -> dict:
+        """Video tokens + text tokens of one sample, as the CogVideoX transformer sees it."""
+        from src.models import recipe
+
+        vae_spatial = 2 ** (len(vae_config["block_out_channels"]) - 1)
+        patch = int(transformer_config["patch_size"])
+        patch_t = transformer_config.get("patch_size_t")
+        latent_frames = recipe.latent_frame_count(
+            frames, int(transformer_config["temporal_compression_ratio"])
+        )
+        padded = latent_frames + recipe.latent_frame_padding(latent_frames, patch_t)
+        grid_h, grid_w = height // vae_spatial // patch, width // vae_spatial // patch
+        video = (padded // (patch_t or 1)) * grid_h * grid_w
+        text = int(transformer_config["max_text_seq_length"])
+        return {
+            "latent_frames": latent_frames,
+            "latent_frames_padded": padded,
+            "grid": [padded // (patch_t or 1), grid_h, grid_w],
+            "video_tokens": video,
+            "text_tokens": text,
+            "tokens": video + text,
+        }
+
+    def transformer_shape(self, transformer_config: dict) -> tuple[int, int]:
+        return (
+            int(transformer_config["num_attention_heads"]) * int(transformer_config["attention_head_dim"]),
+            int(transformer_config["num_layers"]),
         )

@@ -1,4 +1,4 @@
-"""peft LoRA adapters on the CogVideoX transformer: attach, count, export in diffusers format."""
+"""peft LoRA adapters on a backbone's transformer: attach, count, export in diffusers format."""
 
 from __future__ import annotations
 
@@ -71,19 +71,22 @@ def export_lora(
     alpha: float,
     target_modules,
     extra: dict | None = None,
+    pipeline_class=None,
 ) -> Path:
-    """Diffusers-format LoRA (``pytorch_lora_weights.safetensors`` with adapter metadata) that
-    ``CogVideoXImageToVideoPipeline.load_lora_weights`` reads; rank/alpha also in lora_config.json."""
-    from diffusers import CogVideoXImageToVideoPipeline
-
+    """Diffusers-format LoRA (``pytorch_lora_weights.safetensors`` with adapter metadata) that the
+    family's ``pipeline_class.load_lora_weights`` reads (CogVideoXImageToVideoPipeline when not
+    given; a family passes its own); rank/alpha also in lora_config.json."""
     from src.utils.io import atomic_path
+
+    if pipeline_class is None:
+        from diffusers import CogVideoXImageToVideoPipeline as pipeline_class
 
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"r": int(rank), "lora_alpha": float(alpha), "target_modules": list(target_modules)}
     with atomic_path(final) as directory:  # a crash never leaves a half export that looks complete
         directory.mkdir()
-        CogVideoXImageToVideoPipeline.save_lora_weights(
+        pipeline_class.save_lora_weights(
             directory,
             transformer_lora_layers={
                 k: v.detach().float().cpu() for k, v in lora_state_dict(transformer).items()
@@ -130,11 +133,10 @@ def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
 
 
 def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progrestore") -> dict:
-    """Load an :func:`export_lora` directory into a diffusers CogVideoX I2V pipeline exactly as
-    training used it: the adapter at scale 1 (alpha/rank comes from the file's metadata) and the
-    run's positional-embedding choice. Returns the export's lora_config.json."""
-    from src.models import recipe
-
+    """Load an :func:`export_lora` directory into a diffusers pipeline with plain
+    ``load_lora_weights``, the adapter at scale 1 (alpha/rank comes from the file's metadata).
+    Returns the export's lora_config.json; the family applies its positional-embedding choice
+    (:meth:`src.models.family.Backbone.load_lora`)."""
     directory = Path(directory)
     config_file = directory / "lora_config.json"
     from src.models.restorer import CheckpointError, read_json_file
@@ -145,13 +147,4 @@ def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progresto
     check_safetensors(directory / LORA_WEIGHTS_NAME)
     pipeline.load_lora_weights(str(directory), adapter_name=adapter_name)
     pipeline.set_adapters([adapter_name], [1.0])
-    if config.get("positional_embedding") and config.get("frames"):
-        recipe.configure_positional_embeddings(
-            pipeline.transformer,
-            config["positional_embedding"],
-            int(config["frames"]),
-            int(config["height"]),
-            int(config["width"]),
-            pipeline.vae_scale_factor_spatial,
-        )
     return config

@@ -140,8 +140,11 @@ def i2v_loss(
     noise: torch.Tensor,
     image_rotary_emb,
     ofs: torch.Tensor | None = None,
+    skip_frames: int = 0,
 ) -> torch.Tensor:
-    """v-prediction MSE of one CogVideoX I2V step. All latents (B, F', C', h, w)."""
+    """v-prediction MSE of one CogVideoX I2V step. All latents (B, F', C', h, w). ``skip_frames``
+    leading latent frames (frame 0 and any padding copies of it) are left out of the loss
+    (``model.loss_on_first_frame=false``; CogVideoX's own recipe keeps them: 0)."""
     noisy = scheduler.add_noise(latents, noise, timesteps)
     model_input = torch.cat([noisy, condition], dim=2)  # channel concat (B, F', 2C', h, w)
     prediction = transformer(
@@ -153,6 +156,8 @@ def i2v_loss(
         return_dict=False,
     )[0]
     target = scheduler.get_velocity(latents, noise, timesteps)
+    if skip_frames:
+        prediction, target = prediction[:, skip_frames:], target[:, skip_frames:]
     return torch.nn.functional.mse_loss(prediction.float(), target.float())
 
 

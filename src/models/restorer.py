@@ -254,19 +254,17 @@ def compose_run_config(info: CheckpointInfo, overrides: list[str] | None = None)
 
 
 class Restorer:
-    """A diffusers I2V pipeline carrying the trained adapter, with the run's geometry, task,
-    prompt mode and sampling settings."""
+    """A backbone whose diffusers pipeline carries the trained adapter, with the run's geometry,
+    task, prompt mode and sampling settings."""
 
-    def __init__(self, pipeline, model_cfg: dict, task_cfg: dict, prompt_mode: str, info: CheckpointInfo):
-        self.pipeline, self.model_cfg, self.task_cfg = pipeline, model_cfg, task_cfg
+    def __init__(self, backbone, model_cfg: dict, task_cfg: dict, prompt_mode: str, info: CheckpointInfo):
+        self.backbone, self.model_cfg, self.task_cfg = backbone, model_cfg, task_cfg
+        self.pipeline = backbone.pipeline
         self.task, self.prompt_mode, self.info = str(task_cfg["name"]), prompt_mode, info
-        self.frames = int(model_cfg["frames"])
-        self.height, self.width = int(model_cfg["height"]), int(model_cfg["width"])
-        sampling = model_cfg.get("sampling") or {}
-        self.num_inference_steps = int(sampling.get("num_inference_steps", 25))
-        self.guidance_scale = float(sampling.get("guidance_scale", 1.0))
-        self.max_sequence_length = int(model_cfg.get("max_sequence_length", 226))
-        self.device = pipeline.transformer.device
+        self.frames, self.height, self.width = backbone.geometry
+        self.num_inference_steps = int(backbone.config.sampling.num_inference_steps)
+        self.guidance_scale = float(backbone.config.sampling.guidance_scale)
+        self.device = backbone.device
 
     @property
     def description(self) -> dict:
@@ -291,21 +289,8 @@ class Restorer:
     def trajectories(self, first_frames_bchw: torch.Tensor, prompts: list[str], seed: int) -> torch.Tensor:
         """(B, F, C, H, W) in [0, 1] from first frames (B, C, H, W) in [0, 1] at the model's size;
         every sample uses ``seed`` (tiles of one image share their noise)."""
-        from src.models import recipe
-
         generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for _ in prompts]
-        return recipe.generate_trajectory(
-            self.pipeline,
-            first_frames_bchw.to(self.device),
-            list(prompts),
-            generators,
-            self.height,
-            self.width,
-            self.frames,
-            self.num_inference_steps,
-            self.guidance_scale,
-            self.max_sequence_length,
-        ).cpu()
+        return self.backbone.generate(first_frames_bchw, list(prompts), generators, use_cache=False).cpu()
 
     def restore(
         self,
@@ -439,8 +424,8 @@ def load_restorer(
     from omegaconf import OmegaConf
 
     from src.models import recipe
-    from src.models.lora import add_lora, load_exported_lora
-    from src.models.module import load_components
+    from src.models.family import build_backbone
+    from src.models.lora import add_lora
 
     info = ckpt if isinstance(ckpt, CheckpointInfo) else resolve_checkpoint(ckpt)
     cfg = compose_run_config(info, overrides)
@@ -455,36 +440,29 @@ def load_restorer(
     geometry = (info.config.get("frames"), info.config.get("height"), info.config.get("width"))
     if all(geometry):
         model_cfg["frames"], model_cfg["height"], model_cfg["width"] = (int(v) for v in geometry)
-    if model_cfg.get("kind") == "diffusers":
-        from src.models.cogvideox import resolve_model_dir
-
-        resolve_model_dir(
-            model_cfg["name"], model_cfg["path"], model_cfg.get("revision"), bool(model_cfg.get("download"))
-        )
-    components = load_components(model_cfg)
-    pipeline = recipe.i2v_pipeline(components)
+    exported_mode = info.config.get("positional_embedding")
+    if info.lora_dir is not None and exported_mode in recipe.POSITIONAL_EMBEDDING_MODES:
+        model_cfg["positional_embedding"] = exported_mode  # the export's choice, as trained
+    backbone = build_backbone(model_cfg)
+    if not backbone.is_tiny:
+        backbone.resolve_weights()  # one clear error before anything loads
+    components = backbone.load()
     target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu")
     if device not in ("auto", None):
         target = torch.device(device)
     try:
         if info.lightning_ckpt is not None:
             add_lora(
-                pipeline.transformer,
+                components.transformer,
                 int(info.config["r"]),
                 float(info.config["lora_alpha"]),
                 list(info.config["target_modules"]),
             )
-            _load_lightning_adapter(pipeline.transformer, info.lightning_ckpt)
-            recipe.configure_positional_embeddings(
-                pipeline.transformer,
-                model_cfg.get("positional_embedding", "sincos"),
-                model_cfg["frames"],
-                model_cfg["height"],
-                model_cfg["width"],
-                pipeline.vae_scale_factor_spatial,
-            )
+            _load_lightning_adapter(components.transformer, info.lightning_ckpt)
+            backbone.bind(components, cache=False)  # applies model.positional_embedding
         else:
-            load_exported_lora(pipeline, info.lora_dir)
+            backbone.bind(components, cache=False)
+            backbone.load_lora(backbone.pipeline, info.lora_dir)
     except CheckpointError:
         raise
     except (RuntimeError, ValueError, KeyError) as err:
@@ -492,6 +470,7 @@ def load_restorer(
             f"the adapter in {info.lora_dir or info.lightning_ckpt} does not fit model {model_cfg['name']} "
             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
         ) from None
+    pipeline = backbone.pipeline
     pipeline.to(target)
     pipeline.transformer.eval()
     pipeline.vae.eval()
@@ -504,4 +483,4 @@ def load_restorer(
         prompt_mode,
         target,
     )
-    return Restorer(pipeline, model_cfg, task_cfg, prompt_mode, info)
+    return Restorer(backbone, model_cfg, task_cfg, prompt_mode, info)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from src.models.family import I2VComponents  # noqa: F401 (the tiny models' components)
 from src.utils.cli import InputError, MissingFileError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -87,19 +87,6 @@ TINY_ARCHITECTURE: dict = {
 }
 
 
-@dataclass
-class I2VComponents:
-    """The five parts of a CogVideoX image-to-video model, as the diffusers pipeline takes them."""
-
-    tokenizer: object
-    text_encoder: torch.nn.Module
-    vae: torch.nn.Module
-    transformer: torch.nn.Module
-    scheduler: object
-    max_sequence_length: int = 226
-    name: str = "tiny"
-
-
 def build_scheduler(config: dict):
     from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 
@@ -164,27 +151,50 @@ def save_tiny(
     save_file(tensors, str(path), metadata=metadata)
 
 
-def load_tiny(path: str | Path | None = None) -> tuple[I2VComponents, dict]:
-    """(components with the pretrained tiny base, the file's metadata). Weights load as fp32."""
-    from safetensors import safe_open
-
-    path = Path(path) if path else DEFAULT_WEIGHTS
+def _check_weights_file(path: Path) -> None:
     if not path.is_file():
         raise MissingFileError(
             f"tiny model weights {path} are missing; regenerate them with `python -m src.pretrain_tiny` "
             "(63 minutes on a 2-core CPU, resumable) or pass model.weights=<file>"
         )
+
+
+def _unreadable(path: Path, err: Exception) -> InputError:
+    return InputError(
+        f"tiny model weights {path} cannot be read ({type(err).__name__}): truncated, damaged or not "
+        "a tiny-model file; pass model.weights=<file> of python -m src.pretrain_tiny, or drop the override"
+    )
+
+
+def read_tiny_architecture(path: str | Path | None = None) -> dict:
+    """The architecture a tiny-model file records in its metadata (header only, no tensors)."""
+    from safetensors import safe_open
+
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    _check_weights_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return json.loads((handle.metadata() or {})["architecture"])
+    except Exception as err:  # noqa: BLE001 - any failure to parse the file: not usable weights
+        raise _unreadable(path, err) from None
+
+
+def load_tiny(path: str | Path | None = None, build=None) -> tuple[I2VComponents, dict]:
+    """(components with the pretrained tiny base, the file's metadata). Weights load as fp32.
+    ``build`` makes the components of the file's architecture (the tiny CogVideoX's
+    :func:`build_tiny_components` by default; the tiny Wan passes its own): one file format."""
+    from safetensors import safe_open
+
+    path = Path(path) if path else DEFAULT_WEIGHTS
+    _check_weights_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
             tensors = {key: handle.get_tensor(key).float() for key in handle.keys()}
         architecture = json.loads(metadata["architecture"])
     except Exception as err:  # noqa: BLE001 - any failure to parse the file: not usable weights
-        raise InputError(
-            f"tiny model weights {path} cannot be read ({type(err).__name__}): truncated, damaged or not "
-            "a tiny-model file; pass model.weights=<file> of python -m src.pretrain_tiny, or drop the override"
-        ) from None
-    components = build_tiny_components(architecture)
+        raise _unreadable(path, err) from None
+    components = (build or build_tiny_components)(architecture)
     for prefix, module in (
         ("vae", components.vae),
         ("transformer", components.transformer),
