@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny sync-wandb clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan sync-wandb clean
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -20,6 +20,8 @@ help:
 	@echo "make bench-errors the bad-input suite, every case and its one error line -> experiments/benchmarks/bad_inputs.md"
 	@echo "make bench-gpu   full-size CogVideoX and Wan2.2 LoRA step time and memory (CUDA GPU only)"
 	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
+	@echo "make pretrain-tiny-wan  the same for the tiny Wan2.2 (model=tiny_wan)"
+	@echo "make bench-train-wan    bench-train with model=tiny_wan -> experiments/benchmarks/train_tiny_wan.*"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml
@@ -65,6 +67,12 @@ bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX and Wan2.2 LoRA 
 
 pretrain-tiny: $(STAMP)
 	$(PY) -m src.pretrain_tiny
+
+pretrain-tiny-wan: $(STAMP)
+	$(PY) -m src.pretrain_tiny --model tiny_wan
+
+bench-train-wan: $(STAMP)
+	$(PY) -m src.benchmarks.train_default --model tiny_wan --figure
 
 sync-wandb: $(STAMP)
 	@ls -d outputs/wandb/offline-run-* >/dev/null 2>&1 || { echo "no offline W&B runs under outputs/wandb/"; exit 1; }

@@ -55,6 +55,18 @@ def test_schema_refuses_missing_unknown_and_mistyped_keys():
         backbone("tiny_wan", "model.condition_probability=1.5")
 
 
+def test_untrained_tiny_wan_is_a_seeded_random_initialisation():
+    from src.models.wan import TINY_WAN_ARCHITECTURE
+
+    family = backbone("tiny_wan", "model.weights=untrained")
+    assert family.architecture() is TINY_WAN_ARCHITECTURE
+    first, second = family.load(), family.load()
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(first.transformer.parameters(), second.transformer.parameters(), strict=True)
+    )
+
+
 @pytest.mark.parametrize("experiment", group_options("experiment"))
 def test_every_experiment_composes_with_every_model(experiment, tmp_path):
     """experiment=<preset> model=<any>: composes, resolves, validates against the schema and

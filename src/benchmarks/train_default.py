@@ -1,6 +1,6 @@
 """Benchmark of the default runs: `python -m src.train task=<t> prompt=adaptive` for each task.
 
-    python -m src.benchmarks.train_default [--tasks sr deblur lowlight] [--figure] [extra overrides ...]
+    python -m src.benchmarks.train_default [--model tiny_wan] [--tasks sr deblur lowlight] [--figure] [extra overrides ...]
 
 For each task: times the training run end to end (process start to exit), then evaluates its
 checkpoint with ``python -m src.eval ckpt=<run> data=synthetic`` on the held-out photographs
@@ -15,6 +15,8 @@ criteria (issue 11):
 
 Writes experiments/benchmarks/train_<task>.json, train_default.{json,md} (all tasks) and, with
 ``--figure``, experiments/benchmarks/tasks_figure.png (input, frames 3/5/7, last frame, target).
+With ``--model <name>`` (another model than the default tiny CogVideoX) the files are
+train_<name>_<task>.json, train_<name>.{json,md} and tasks_figure_<name>.png.
 """
 
 from __future__ import annotations
@@ -64,9 +66,14 @@ def run(command: list[str]) -> float:
     return (time.time() - started) / 60
 
 
-def bench_task(task: str, extra: list[str], stamp: str) -> dict:
-    run_dir = PROJECT_ROOT / "outputs" / "runs" / "train" / f"bench_{task}_{stamp}"
-    overrides = [f"task={task}", "prompt=adaptive", *extra]
+def prefix(model: str | None) -> str:
+    """File-name stem of a model's records ("train" for the default tiny CogVideoX)."""
+    return "train" if model in (None, "tiny") else f"train_{model}"
+
+
+def bench_task(task: str, extra: list[str], stamp: str, model: str | None = None) -> dict:
+    run_dir = PROJECT_ROOT / "outputs" / "runs" / "train" / f"bench_{prefix(model)}_{task}_{stamp}"
+    overrides = [f"task={task}", "prompt=adaptive", *([f"model={model}"] if model else []), *extra]
     minutes = run([sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"])
     eval_dir = run_dir / "eval_set5"
     eval_minutes = run(
@@ -88,7 +95,7 @@ def bench_task(task: str, extra: list[str], stamp: str) -> dict:
         "acceptance": acceptance(evaluation, minutes),
         "run_dir": str(run_dir.relative_to(PROJECT_ROOT)),
     }
-    (OUT / f"train_{task}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (OUT / f"{prefix(model)}_{task}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -96,11 +103,13 @@ def fmt(values, digits) -> str:
     return " | ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
 
 
-def markdown(records: dict[str, dict]) -> str:
+def markdown(records: dict[str, dict], model: str | None = None) -> str:
     any_record = next(iter(records.values()))
     machine = any_record["machine"]
     lines = [
-        "# Default training runs, all tasks (`make bench-train`)",
+        "# Default training runs, all tasks (`make bench-train`)"
+        if prefix(model) == "train"
+        else f"# Default training runs with model={model}, all tasks (`python -m src.benchmarks.train_default --model {model}`)",
         "",
         f"On {machine['cpu']} ({machine['cores']} cores), {machine['date']}. Each task: "
         "`python -m src.train task=<t> prompt=adaptive` (timed from process start to exit), then "
@@ -145,7 +154,9 @@ def markdown(records: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def figure(records: dict[str, dict], images: tuple[str, ...] = ("butterfly", "bird")) -> Path:
+def figure(
+    records: dict[str, dict], images: tuple[str, ...] = ("butterfly", "bird"), name: str = "tasks_figure"
+) -> Path:
     """Rows: task x held-out photo; columns: input I_1, generated frames 3/5/7, frame 9, target."""
     import matplotlib
 
@@ -191,7 +202,7 @@ def figure(records: dict[str, dict], images: tuple[str, ...] = ("butterfly", "bi
             if col == 0:
                 ax.set_ylabel(f"{task}\n{image}", fontsize=8)
     fig.tight_layout()
-    path = OUT / "tasks_figure.png"
+    path = OUT / f"{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -200,6 +211,9 @@ def figure(records: dict[str, dict], images: tuple[str, ...] = ("butterfly", "bi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument(
+        "--model", default=None, help="model=<name> for every run (default: train.yaml's tiny)"
+    )
     parser.add_argument("--figure", action="store_true", help="also draw tasks_figure.png from the runs")
     parser.add_argument(
         "--from-records",
@@ -212,16 +226,18 @@ def main() -> None:
     records = {}
     for task in args.tasks:
         if args.from_records:
-            records[task] = json.loads((OUT / f"train_{task}.json").read_text())
+            records[task] = json.loads((OUT / f"{prefix(args.model)}_{task}.json").read_text())
         else:
-            records[task] = bench_task(task, extra, stamp)
-    text = markdown(records)
-    (OUT / "train_default.md").write_text(text)
-    (OUT / "train_default.json").write_text(
+            records[task] = bench_task(task, extra, stamp, args.model)
+    text = markdown(records, args.model)
+    stem = "train_default" if prefix(args.model) == "train" else prefix(args.model)
+    (OUT / f"{stem}.md").write_text(text)
+    (OUT / f"{stem}.json").write_text(
         json.dumps({task: r["acceptance"] for task, r in records.items()}, indent=2) + "\n"
     )
     if args.figure:
-        print(f"figure: {figure(records)}")
+        name = "tasks_figure" if stem == "train_default" else stem.replace("train", "tasks_figure", 1)
+        print(f"figure: {figure(records, name=name)}")
     print(text)
 
 

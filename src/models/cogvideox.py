@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 
 import torch
 
@@ -327,22 +326,18 @@ class CogVideoXI2V(Backbone):
             transformer, mode, frames, height, width, 2 ** (len(vae_config.block_out_channels) - 1)
         )
 
-    def load_lora(self, pipeline, directory: Path) -> dict:
-        from src.models.lora import load_exported_lora
+    def apply_exported_policy(self, pipeline, export_config: dict) -> None:
+        from src.models import recipe
 
-        config = load_exported_lora(pipeline, directory)
-        if config.get("positional_embedding") and config.get("frames"):
-            from src.models import recipe
-
+        if export_config.get("positional_embedding") and export_config.get("frames"):
             recipe.configure_positional_embeddings(
                 pipeline.transformer,
-                str(config["positional_embedding"]),
-                int(config["frames"]),
-                int(config["height"]),
-                int(config["width"]),
+                str(export_config["positional_embedding"]),
+                int(export_config["frames"]),
+                int(export_config["height"]),
+                int(export_config["width"]),
                 pipeline.vae_scale_factor_spatial,
             )
-        return config
 
     def _rotary(self):
         """Rotary embeddings at the training geometry, exactly as the pipeline computes them;

@@ -27,7 +27,6 @@ import functools
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import MISSING
@@ -462,9 +461,12 @@ class Backbone:
         from src.models.lora import load_exported_lora
 
         config = load_exported_lora(pipeline, directory)
-        if config.get("positional_embedding") and config.get("frames"):
-            self.configure_transformer(pipeline.transformer, str(config["positional_embedding"]))
+        self.apply_exported_policy(pipeline, config)
         return config
+
+    def apply_exported_policy(self, pipeline, export_config: dict) -> None:
+        """What an export's lora_config.json says the transformer needs beyond its weights (the
+        CogVideoX positional-embedding choice); nothing by default."""
 
     # -- memory plan ------------------------------------------------------------------------------
     def tokens_per_sample(
@@ -476,7 +478,3 @@ class Backbone:
     def transformer_shape(self, transformer_config: dict) -> tuple[int, int]:
         """(hidden size, number of blocks) of the transformer."""
         raise NotImplementedError
-
-
-def model_config_keys(config: Any) -> set[str]:
-    return {k for k in dict(config) if k != "_target_"}

@@ -18,6 +18,7 @@ with N = F' * (h / p) * (w / p) (p = the transformer's spatial patch, 2).
 from __future__ import annotations
 
 import copy
+import logging
 import math
 
 import torch
@@ -25,6 +26,16 @@ import torch
 from src.models.family import Backbone, I2VComponents
 from src.models.recipe import encode_posterior, sample_posterior
 from src.utils.cli import ConfigError
+
+
+def _drop_torchvision_advice(record) -> bool:
+    # Importing WanImageToVideoPipeline makes transformers resolve CLIPImageProcessor (the
+    # pipeline's optional image encoder, unused by TI2V) and advise installing torchvision, which
+    # cannot load beside this platform's torch wheel: the advice is wrong here, the notice noise.
+    return "requires torchvision (not installed)" not in str(record.msg)
+
+
+logging.getLogger("transformers.utils.import_utils").addFilter(_drop_torchvision_advice)
 
 __all__ = [
     "PUBLISHED_ARCHITECTURES",
@@ -649,8 +660,6 @@ class WanTI2V(Backbone):
 
     # -- loading ----------------------------------------------------------------------------------
     def load_tiny(self) -> I2VComponents:
-        import logging
-
         if self.config.weights == UNTRAINED:
             logging.getLogger(__name__).warning(
                 "%s: model.weights=%s -- randomly initialised (seed 0), no pretrained base: every stage "
@@ -669,8 +678,6 @@ class WanTI2V(Backbone):
     def load_pretrained(self) -> I2VComponents:
         """Transformer and UMT5 in ``model.dtype``, the VAE in fp32 (as the Wan2.2 pipeline and
         trainers run it), through ``from_pretrained`` of the diffusers layout."""
-        import logging
-
         from diffusers import AutoencoderKLWan
 
         from src.utils.cli import InputError
