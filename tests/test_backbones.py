@@ -115,7 +115,7 @@ def test_geometry_checks_before_loading():
     check_geometry("cogvideox_5b_i2v", 9, 768, 1360, positional_embedding="none")
     with pytest.raises(ConfigError, match="4k\\+1"):
         check_geometry("cogvideox1.5_5b_i2v", 10, 768, 1360)
-    with pytest.raises(ConfigError, match="multiples of 16"):
+    with pytest.raises(ConfigError, match="multiple of 16"):
         check_geometry("cogvideox1.5_5b_i2v", 9, 760, 1360)
 
 

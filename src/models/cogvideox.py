@@ -226,8 +226,8 @@ class CogVideoXI2V(Backbone):
         multiple = spatial * int(transformer_config["patch_size"])
         if height % multiple or width % multiple or height <= 0 or width <= 0:
             raise ConfigError(
-                f"{self.name}: model.height and model.width must be positive multiples of {multiple} "
-                f"(a multiple of {multiple}), got {height}x{width}"
+                f"{self.name}: model.height and model.width must be positive, each a multiple of {multiple}; "
+                f"got {height}x{width}"
             )
         native = (transformer_config["sample_height"] * spatial, transformer_config["sample_width"] * spatial)
         if (
