@@ -111,3 +111,17 @@ def backbone(name: str, *overrides: str):
     from src.models.family import build_backbone
 
     return build_backbone(model_config(name, *overrides))
+
+
+def transformer_inputs(transformer):
+    """(calls, handle): a forward pre-hook recording the keyword arguments of every call to
+    ``transformer`` (tensors cloned: the pipeline updates its latents in place); remove ``handle``
+    when done."""
+    import torch
+
+    calls: list[dict] = []
+
+    def hook(_module, _args, kwargs):
+        calls.append({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
+
+    return calls, transformer.register_forward_pre_hook(hook, with_kwargs=True)

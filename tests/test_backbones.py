@@ -15,7 +15,7 @@ from src.models.cogvideox import PUBLISHED_ARCHITECTURES, ModelWeightsMissing, b
 from src.models.lora import add_lora
 from src.models.tiny import TINY_ARCHITECTURE, build_tiny_components
 from src.utils.cli import ConfigError
-from tests.conftest import backbone
+from tests.conftest import backbone, transformer_inputs
 
 H, W, FRAMES = TINY_ARCHITECTURE["height"], TINY_ARCHITECTURE["width"], 9
 
@@ -119,18 +119,6 @@ def test_geometry_checks_before_loading():
         check_geometry("cogvideox1.5_5b_i2v", 9, 760, 1360)
 
 
-def spy_transformer_inputs(pipeline) -> list[dict]:
-    calls: list[dict] = []
-    forward = pipeline.transformer.forward
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return forward(*args, **kwargs)
-
-    pipeline.transformer.forward = spy
-    return calls
-
-
 @pytest.mark.parametrize("version", ["1.0", "1.5"])
 def test_training_builds_the_conditioning_the_pipeline_builds(version):
     """Same image, same generator: the image latents (scaling convention incl. 1.5's
@@ -140,7 +128,7 @@ def test_training_builds_the_conditioning_the_pipeline_builds(version):
     components = build_tiny_components(tiny_arch(version))
     pipeline = recipe.i2v_pipeline(components)
     image = torch.rand(1, 3, H, W)
-    calls = spy_transformer_inputs(pipeline)
+    calls, handle = transformer_inputs(pipeline.transformer)
     pipeline(
         image=image,
         prompt="a test",
@@ -153,6 +141,7 @@ def test_training_builds_the_conditioning_the_pipeline_builds(version):
         output_type="latent",
         max_sequence_length=components.max_sequence_length,
     )
+    handle.remove()
     fed = calls[0]
     latent_frames = recipe.latent_frame_count(FRAMES)
     padding = recipe.latent_frame_padding(latent_frames, components.transformer.config.get("patch_size_t"))

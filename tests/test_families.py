@@ -13,7 +13,7 @@ import torch
 
 from src.models.family import MODEL_KEYS, ModelWeightsMissing, build_backbone, validate_model_config
 from src.utils.cli import ConfigError
-from tests.conftest import backbone, group_options, model_config
+from tests.conftest import backbone, group_options, model_config, transformer_inputs
 
 MODELS = group_options("model")
 FAMILIES = {
@@ -148,14 +148,6 @@ def tiny_wan():
     torch.set_num_threads(2)
 
 
-def _spy(transformer) -> list[dict]:
-    calls: list[dict] = []
-    handle = transformer.register_forward_pre_hook(
-        lambda _m, _a, kwargs: calls.append({k: v for k, v in kwargs.items()}), with_kwargs=True
-    )
-    return calls, handle
-
-
 def test_wan_training_step_feeds_the_transformer_what_the_pipeline_feeds_it(tiny_wan):
     """Same image: latent frame 0 of the model input is the pipeline's clean condition latent
     (posterior mode, latents_mean/std normalisation) bit for bit, and its tokens get timestep 0
@@ -164,7 +156,7 @@ def test_wan_training_step_feeds_the_transformer_what_the_pipeline_feeds_it(tiny
     family.bind(components)
     frames, height, width = family.geometry
     video = torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(0))
-    calls, handle = _spy(components.transformer)
+    calls, handle = transformer_inputs(components.transformer)
     try:
         family.pipeline(
             image=video[:, 0],

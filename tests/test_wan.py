@@ -11,6 +11,7 @@ import torch
 
 from src.models import wan
 from src.utils.cli import ConfigError
+from tests.conftest import transformer_inputs
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 H, W, F = wan.TINY_WAN_ARCHITECTURE["height"], wan.TINY_WAN_ARCHITECTURE["width"], 9
@@ -52,18 +53,6 @@ def pipe(tiny):
 
 def _image(seed: int = 1, batch: int = 1) -> torch.Tensor:
     return torch.rand(batch, 3, H, W, generator=torch.Generator().manual_seed(seed))
-
-
-def _capture(transformer):
-    """Forward pre-hook recording what the pipeline passes the transformer."""
-    calls = []
-
-    def hook(_module, _args, kwargs):
-        calls.append(
-            {"hidden_states": kwargs["hidden_states"].clone(), "timestep": kwargs["timestep"].clone()}
-        )
-
-    return calls, transformer.register_forward_pre_hook(hook, with_kwargs=True)
 
 
 # ----------------------------------------------------------------------------- published sizes
@@ -183,7 +172,7 @@ def test_pipeline_step_inputs_and_timesteps_match_training_side(tiny, pipe, monk
         after_step.append(kwargs["latents"].clone())
         return {}
 
-    calls, handle = _capture(tiny.transformer)
+    calls, handle = transformer_inputs(tiny.transformer)
     try:
         pipe.set_progress_bar_config(disable=True)
         pipe(
@@ -218,7 +207,7 @@ def test_pipeline_step_inputs_and_timesteps_match_training_side(tiny, pipe, monk
 
     # the training step builds the same input: at sigma = 1, x_t is the pipeline's initial noise
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    train_calls, handle = _capture(tiny.transformer)
+    train_calls, handle = transformer_inputs(tiny.transformer)
     try:
         with torch.no_grad():
             wan.flow_matching_loss(
@@ -314,7 +303,7 @@ def test_flow_matching_loss_zero_for_exact_velocity(tiny, monkeypatch):
 def test_flow_matching_loss_unconditioned_samples(tiny):
     inputs = _loss_inputs()
     inputs["sigmas_b"] = torch.tensor([0.3, 0.6])
-    calls, handle = _capture(tiny.transformer)
+    calls, handle = transformer_inputs(tiny.transformer)
     try:
         with torch.no_grad():
             wan.flow_matching_loss(tiny.transformer, **inputs, conditioned=torch.tensor([True, False]))

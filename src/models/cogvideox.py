@@ -205,15 +205,7 @@ class CogVideoXI2V(Backbone):
             from src.models.tiny import read_tiny_architecture
 
             return read_tiny_architecture(self.config.weights)
-        if self.name in PUBLISHED_ARCHITECTURES:
-            return PUBLISHED_ARCHITECTURES[self.name]
-        import json
-
-        directory = self.resolve_weights()  # a custom model: its own configs
-        return {
-            part: json.loads((directory / part / "config.json").read_text())
-            for part in ("vae", "transformer")
-        }
+        return self.published_or_local_architecture()
 
     def check_geometry(self, vae_config, transformer_config) -> None:
         """Frame count 4k+1 and a resolution the VAE and patching take; CogVideoX 1.0's learned
@@ -274,31 +266,15 @@ class CogVideoXI2V(Backbone):
                 )
         if pipeline.transformer.config.in_channels != 32:
             raise InputError(f"{directory} is not an image-to-video model (transformer in_channels != 32)")
-        if self.config.vae_slicing:
-            pipeline.vae.enable_slicing()
-        if self.config.vae_tiling:
-            pipeline.vae.enable_tiling()
-        return I2VComponents(
-            tokenizer=pipeline.tokenizer,
-            text_encoder=pipeline.text_encoder,
-            vae=pipeline.vae,
-            transformer=pipeline.transformer,
-            scheduler=pipeline.scheduler,
-            max_sequence_length=int(self.config.max_sequence_length),
-            name=self.name,
-        )
+        return self.components_of(pipeline)
 
-    def meta_models(self) -> dict[str, torch.nn.Module]:
-        if self.is_tiny:
-            from src.models.tiny import build_tiny_components
+    @staticmethod
+    def build_tiny(architecture: dict) -> I2VComponents:
+        from src.models.tiny import build_tiny_components
 
-            components = build_tiny_components(self.architecture())
-            return {
-                "transformer": components.transformer,
-                "vae": components.vae,
-                "text_encoder": components.text_encoder,
-            }
-        return build_meta_models(self.name)
+        return build_tiny_components(architecture)
+
+    build_meta = staticmethod(build_meta_models)
 
     # -- binding ----------------------------------------------------------------------------------
     def bind(self, components: I2VComponents, cache: bool = True):

@@ -274,7 +274,46 @@ class Backbone:
     def meta_models(self) -> dict[str, torch.nn.Module]:
         """Transformer, VAE and text encoder without weights: the published architecture on the
         meta device, or the tiny architecture (CPU-sized, randomly initialised)."""
+        if self.is_tiny:
+            components = self.build_tiny(self.architecture())
+            return {k: getattr(components, k) for k in ("transformer", "vae", "text_encoder")}
+        return self.build_meta(self.name)
+
+    def build_tiny(self, architecture: dict) -> I2VComponents:
+        """Randomly initialised tiny components of ``architecture``."""
         raise NotImplementedError
+
+    def build_meta(self, name: str) -> dict[str, torch.nn.Module]:
+        """The published models of ``name`` on the meta device."""
+        raise NotImplementedError
+
+    def published_or_local_architecture(self) -> dict:
+        """A real model's {"vae", "transformer"} configs: published, or those of its directory."""
+        import json
+
+        if self.name in self.published:
+            return self.published[self.name]
+        directory = self.resolve_weights()
+        return {
+            part: json.loads((directory / part / "config.json").read_text())
+            for part in ("vae", "transformer")
+        }
+
+    def components_of(self, pipeline) -> I2VComponents:
+        """The loaded pipeline's parts, with ``model.vae_slicing`` / ``model.vae_tiling`` applied."""
+        if self.config.vae_slicing:
+            pipeline.vae.enable_slicing()
+        if self.config.vae_tiling:
+            pipeline.vae.enable_tiling()
+        return I2VComponents(
+            tokenizer=pipeline.tokenizer,
+            text_encoder=pipeline.text_encoder,
+            vae=pipeline.vae,
+            transformer=pipeline.transformer,
+            scheduler=pipeline.scheduler,
+            max_sequence_length=int(self.config.max_sequence_length),
+            name=self.name,
+        )
 
     # -- binding to loaded modules ----------------------------------------------------------------
     def bind(self, components: I2VComponents, cache: bool = True) -> Backbone:

@@ -99,20 +99,21 @@ def build_scheduler(config: dict):
     return cls.from_config(config)
 
 
-def build_tiny_components(architecture: dict | None = None) -> I2VComponents:
-    """Randomly initialised tiny components (the text encoder from its fixed seed)."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
-    from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
+def assemble_tiny(
+    arch: dict, text_encoder_factory, vae_cls, transformer_cls, scheduler, name: str
+) -> I2VComponents:
+    """Randomly initialised tiny components of any family: the text encoder from its fixed seed
+    without touching the global RNG, then the VAE and the transformer from the global RNG (in that
+    order), every module in eval mode, the download-free ``ByT5Tokenizer``."""
+    from transformers import ByT5Tokenizer
 
-    arch = copy.deepcopy(architecture or TINY_ARCHITECTURE)
     text_cfg = dict(arch["text_encoder"])
     seed = text_cfg.pop("seed", 0)
-    devnull_rng = torch.random.fork_rng()
-    with devnull_rng:
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
-        text_encoder = T5EncoderModel(T5Config(**text_cfg))
-    vae = AutoencoderKLCogVideoX(**arch["vae"])
-    transformer = CogVideoXTransformer3DModel(**arch["transformer"])
+        text_encoder = text_encoder_factory(text_cfg)
+    vae = vae_cls(**arch["vae"])
+    transformer = transformer_cls(**arch["transformer"])
     # eval mode, as diffusers' from_pretrained returns models: T5 has dropout, which in train
     # mode would randomise every prompt embedding (and draw from the global RNG)
     for module in (text_encoder, vae, transformer):
@@ -122,9 +123,25 @@ def build_tiny_components(architecture: dict | None = None) -> I2VComponents:
         text_encoder=text_encoder,
         vae=vae,
         transformer=transformer,
-        scheduler=build_scheduler(arch["scheduler"]),
+        scheduler=scheduler,
         max_sequence_length=int(arch["max_sequence_length"]),
-        name="tiny",
+        name=name,
+    )
+
+
+def build_tiny_components(architecture: dict | None = None) -> I2VComponents:
+    """Randomly initialised tiny CogVideoX components (the text encoder from its fixed seed)."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    arch = copy.deepcopy(architecture or TINY_ARCHITECTURE)
+    return assemble_tiny(
+        arch,
+        lambda cfg: T5EncoderModel(T5Config(**cfg)),
+        AutoencoderKLCogVideoX,
+        CogVideoXTransformer3DModel,
+        build_scheduler(arch["scheduler"]),
+        "tiny",
     )
 
 

@@ -275,26 +275,18 @@ def build_tiny_wan_components(architecture: dict | None = None) -> I2VComponents
     from its fixed seed without touching the global RNG), the download-free ``ByT5Tokenizer``, and
     the UniPC flow scheduler; every module in eval mode, as ``from_pretrained`` returns them."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from src.models.tiny import assemble_tiny
 
     arch = copy.deepcopy(architecture or TINY_WAN_ARCHITECTURE)
-    text_cfg = dict(arch["text_encoder"])
-    seed = text_cfg.pop("seed", 0)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        text_encoder = UMT5EncoderModel(UMT5Config(**text_cfg))
-    vae = AutoencoderKLWan(**arch["vae"])
-    transformer = WanTransformer3DModel(**arch["transformer"])
-    for module in (text_encoder, vae, transformer):
-        module.eval()
-    return I2VComponents(
-        tokenizer=ByT5Tokenizer(),
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=build_scheduler(arch["scheduler"]),
-        max_sequence_length=int(arch["max_sequence_length"]),
-        name="tiny_wan",
+    return assemble_tiny(
+        arch,
+        lambda cfg: UMT5EncoderModel(UMT5Config(**cfg)),
+        AutoencoderKLWan,
+        WanTransformer3DModel,
+        build_scheduler(arch["scheduler"]),
+        "tiny_wan",
     )
 
 
@@ -565,29 +557,29 @@ def generate_trajectory(
     batch once per generator (or repeats it ``batch_size`` times), so B different first frames
     in one call would give B*B condition latents. Sample i uses ``generators[i]``, which is what a
     batched call would draw for it too."""
-    pipeline.set_progress_bar_config(disable=True)
+    from src.models import recipe
+
     if len(generators) != first_frames_bchw.shape[0]:
         raise ValueError(f"{len(generators)} generators for {first_frames_bchw.shape[0]} first frames")
-    videos = []
-    for i, generator in enumerate(generators):
-        output = pipeline(
-            image=first_frames_bchw[i : i + 1].float(),
-            prompt=None if prompt_embeds is not None else [prompts[i]],
-            prompt_embeds=None if prompt_embeds is None else prompt_embeds[i : i + 1],
-            negative_prompt_embeds=None
-            if negative_prompt_embeds is None
-            else negative_prompt_embeds[i : i + 1],
-            height=height,
-            width=width,
-            num_frames=num_frames,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=[generator],
-            output_type="pt",
-            max_sequence_length=max_sequence_length,
-        ).frames
-        videos.append(output)
-    return torch.cat(videos).float().clamp(0, 1)
+    settings = (height, width, num_frames, num_inference_steps, guidance_scale, max_sequence_length)
+
+    def rows(embeds, i):
+        return None if embeds is None else embeds[i : i + 1]
+
+    return torch.cat(
+        [  # the shared pipeline call (recipe.generate_trajectory), one sample at a time
+            recipe.generate_trajectory(
+                pipeline,
+                first_frames_bchw[i : i + 1],
+                list(prompts[i : i + 1]),
+                [generator],
+                *settings,
+                prompt_embeds=rows(prompt_embeds, i),
+                negative_prompt_embeds=rows(negative_prompt_embeds, i),
+            )
+            for i, generator in enumerate(generators)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- the family
@@ -644,15 +636,7 @@ class WanTI2V(Backbone):
             from src.models.tiny import read_tiny_architecture
 
             return read_tiny_architecture(self.config.weights)
-        if self.name in PUBLISHED_ARCHITECTURES:
-            return PUBLISHED_ARCHITECTURES[self.name]
-        import json
-
-        directory = self.resolve_weights()
-        return {
-            part: json.loads((directory / part / "config.json").read_text())
-            for part in ("vae", "transformer")
-        }
+        return self.published_or_local_architecture()
 
     def check_geometry(self, vae_config, transformer_config) -> None:
         frames, height, width = self.geometry
@@ -692,29 +676,10 @@ class WanTI2V(Backbone):
                 f"{directory} is not a Wan2.2 TI2V model (transformer in_channels "
                 f"{pipeline.transformer.config.in_channels}, VAE z_dim {vae.config.z_dim}; expected 48)"
             )
-        if self.config.vae_slicing:
-            vae.enable_slicing()
-        if self.config.vae_tiling:
-            vae.enable_tiling()
-        return I2VComponents(
-            tokenizer=pipeline.tokenizer,
-            text_encoder=pipeline.text_encoder,
-            vae=vae,
-            transformer=pipeline.transformer,
-            scheduler=pipeline.scheduler,
-            max_sequence_length=int(self.config.max_sequence_length),
-            name=self.name,
-        )
+        return self.components_of(pipeline)
 
-    def meta_models(self) -> dict[str, torch.nn.Module]:
-        if self.is_tiny:
-            components = build_tiny_wan_components(self.architecture())
-            return {
-                "transformer": components.transformer,
-                "vae": components.vae,
-                "text_encoder": components.text_encoder,
-            }
-        return build_meta_models(self.name)
+    build_tiny = staticmethod(build_tiny_wan_components)
+    build_meta = staticmethod(build_meta_models)
 
     # -- binding ----------------------------------------------------------------------------------
     def bind(self, components: I2VComponents, cache: bool = True):
