@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan sync-wandb clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge vbridge-tiny sync-wandb clean
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -22,6 +22,8 @@ help:
 	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
 	@echo "make pretrain-tiny-wan  the same for the tiny Wan2.2 (model=tiny_wan)"
 	@echo "make bench-train-wan    bench-train with model=tiny_wan -> experiments/benchmarks/train_tiny_wan.*"
+	@echo "make vbridge-tiny       experiment=vbridge_tiny end to end: stage 1, drift correction, eval per category (CPU)"
+	@echo "make bench-vbridge      vbridge-tiny + curriculum and 5-vs-9-frame ablations -> experiments/benchmarks/vbridge_tiny.*"
 	@echo "make lint        ruff"
 
 $(STAMP): pyproject.toml
@@ -73,6 +75,12 @@ pretrain-tiny-wan: $(STAMP)
 
 bench-train-wan: $(STAMP)
 	$(PY) -m src.benchmarks.train_default --model tiny_wan --figure
+
+vbridge-tiny: $(STAMP)   # the preset alone (resumable: finished runs under outputs/bench_vbridge are reused)
+	$(PY) -m src.benchmarks.vbridge --skip-ablations
+
+bench-vbridge: $(STAMP)
+	$(PY) -m src.benchmarks.vbridge
 
 sync-wandb: $(STAMP)
 	@ls -d outputs/wandb/offline-run-* >/dev/null 2>&1 || { echo "no offline W&B runs under outputs/wandb/"; exit 1; }

@@ -30,7 +30,7 @@ from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
-DATA_KINDS = ("synthetic", "paired", "reloblur")
+DATA_KINDS = ("synthetic", "paired", "reloblur", "allinone")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class EvalItem:
     mask: np.ndarray | None = None  # (H, W) float in [0, 1]: ReLoBlur's blurred regions
     params: dict | None = None  # degradation params (synthetic): the baseline's known kernel/noise
     caption: str | None = None
+    category: str | None = None  # all-in-one: the degradation category (scores are also kept per category)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -100,6 +101,31 @@ def synthetic_items(data_cfg, degradation: dict, task: str, height: int, width: 
     return [functools.partial(load, s, c) for s in sources for c in range(clips_per_image)]
 
 
+def allinone_items(data_cfg, degradation: dict, height: int, width: int, seed: int):
+    """Loaders of held-out photographs (Set5 when present) fitted to the model's size and degraded
+    by every category of ``degradation=allinone``: the pairs training validation uses."""
+    from src.data.allinone import AllInOnePreset
+    from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image
+    from src.data.paired import held_out_pairs
+
+    if "categories" not in degradation:
+        raise ConfigError("data=allinone needs degradation=allinone (its categories and ranges)")
+    preset = AllInOnePreset.from_dict(degradation)
+    source_dir = data_cfg.get("source_dir")
+    if not source_dir:
+        shared_set5 = Path(data_cfg.get("shared_dir") or "") / "data" / "set5"
+        source_dir = str(shared_set5) if data_cfg.get("shared_dir") and shared_set5.is_dir() else None
+    sources = list_sources(source_dir)[0] if source_dir else [Source(k) for k in ("coffee", "chelsea")]
+    images = {s.key: load_image(s) for s in sources if s.path is not None or s.key in BUNDLED_PHOTOS}
+
+    def load(entry) -> EvalItem:
+        pair, lq, hq = entry
+        return EvalItem(pair.key, lq, hq, params=pair.params, category=pair.category)
+
+    pairs = held_out_pairs(images, preset, seed, height, width)
+    return [_named(functools.partial(load, entry), entry[0].key) for entry in pairs]
+
+
 def _named(loader: functools.partial, name: str) -> functools.partial:
     loader.name = name  # what an unreadable image is listed as in frame_metrics.json's "unscored"
     return loader
@@ -107,10 +133,24 @@ def _named(loader: functools.partial, name: str) -> functools.partial:
 
 def paired_items(data_cfg):
     """Loaders of the LQ/HQ pairs; the folders are listed and matched now (before the model
-    loads), the pixels read one pair at a time."""
+    loads), the pixels read one pair at a time. With ``data.root`` the pairs are
+    ``<root>/<category>/LQ`` + ``GT`` (src.data.paired's layout) and scored per category."""
     from src.data.images import list_sources
     from src.models.restorer import resize_uint8
 
+    if data_cfg.get("root"):
+        from src.data.paired import read_pair, scan_pairs
+
+        pairs, skipped = scan_pairs(data_cfg["root"])
+        for skip in skipped:
+            log.warning("not paired: %s (%s)", skip["path"], skip["reason"])
+        captions = _captions(data_cfg)
+
+        def load_pair(pair) -> EvalItem:
+            degraded, clean = read_pair(pair)
+            return EvalItem(pair.key, degraded, clean, caption=captions.get(pair.key), category=pair.category)
+
+        return [_named(functools.partial(load_pair, pair), str(pair.lq)) for pair in pairs]
     for key in ("lq_dir", "hq_dir"):
         if not data_cfg.get(key):
             raise ConfigError("data=paired needs data.lq_dir and data.hq_dir")
@@ -182,14 +222,17 @@ def reloblur_items(data_cfg):
     return loaders
 
 
-def score_image(image, clean, mask, lpips_model, crop_border: int, y_channel: bool) -> dict:
-    """PSNR, SSIM (BasicSR conventions), LPIPS (None without weights) and, with a mask, the
-    mask-weighted PSNR/SSIM of one (H, W, 3) uint8 image against the clean one."""
+def score_image(
+    image, clean, mask, lpips_model, crop_border: int, y_channel: bool, ssim_y_channel: bool | None = None
+) -> dict:
+    """PSNR, SSIM (BasicSR conventions; SSIM on Y when ``ssim_y_channel``, as FoundIR scores it),
+    LPIPS (None without weights) and, with a mask, the mask-weighted PSNR/SSIM of one (H, W, 3)
+    uint8 image against the clean one."""
     from src.metrics.image import masked_psnr_ssim, psnr, ssim
 
     scores = {
         "psnr": psnr(image, clean, crop_border, y_channel),
-        "ssim": ssim(image, clean, crop_border, y_channel),
+        "ssim": ssim(image, clean, crop_border, y_channel if ssim_y_channel is None else ssim_y_channel),
         "lpips": None,
     }
     if lpips_model is not None:
@@ -217,7 +260,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     from src.baselines import restore_baseline
     from src.metrics.image import mean_colour_error
     from src.metrics.temporal import flicker, warping_error
-    from src.models.restorer import load_restorer
+    from src.models.restorer import load_restorer, restore_chained
     from src.restore import check_inference_settings, model_overrides, strip_image
 
     kind = str(cfg.data.kind)
@@ -229,15 +272,30 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
         number(cfg.max_images, "max_images", at_least=1)
     data_cfg = {**OmegaConf.to_container(cfg.data, resolve=True), "shared_dir": cfg.paths.shared_dir}
     loaders = None  # paired / ReLoBlur: their layout errors surface before the model loads
+    drift_checkpoint = None
+    if cfg.get("drift"):
+        from src.models.restorer import resolve_checkpoint
+
+        drift_checkpoint = resolve_checkpoint(cfg.drift)  # a bad drift= fails before a model loads
     if kind == "paired":
         loaders = paired_items(data_cfg)
     elif kind == "reloblur":
         loaders = reloblur_items(data_cfg)
     restorer = load_restorer(cfg.ckpt, model_overrides(cfg), device=str(cfg.device))
+    drift = (
+        load_restorer(drift_checkpoint, model_overrides(cfg), device=str(cfg.device))
+        if drift_checkpoint
+        else None
+    )
     if kind == "reloblur" and restorer.task != "deblur":
         raise ConfigError(
             f"ReLoBlur is a deblurring benchmark but the checkpoint is for {restorer.task}; "
             "use a deblur checkpoint (or task=deblur to force it)"
+        )
+    if kind == "synthetic" and restorer.task == "allinone":
+        raise ConfigError(
+            "an all-in-one checkpoint has no progression schedule: evaluate it with data=allinone "
+            "degradation=allinone (every category on held-out photos) or data=paired"
         )
     lpips_model = None
     if cfg.metrics.lpips:
@@ -254,13 +312,28 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
             restorer.frames,
             int(cfg.seed),
         )
+    elif kind == "allinone":
+        loaders = allinone_items(
+            data_cfg,
+            OmegaConf.to_container(cfg.degradation, resolve=True),
+            restorer.height,
+            restorer.width,
+            int(cfg.seed),
+        )
     if cfg.max_images:
         loaders = loaders[: int(cfg.max_images)]
     crop, y_channel = int(cfg.metrics.crop_border), bool(cfg.metrics.y_channel)
+    ssim_y = cfg.metrics.get("ssim_y_channel")
+    ssim_y = None if ssim_y is None else bool(ssim_y)
+
+    def score(image, item):
+        return score_image(image, item.clean, item.mask, lpips_model, crop, y_channel, ssim_y)
+
     rows, per_image = [], []
     samples_dir = run_dir / "samples"
     started = time.time()
     unscored = []  # [{"image", "reason"}]: what could not be read is listed, the rest is scored
+    restore_kw = dict(mode=str(cfg.mode), overlap=int(cfg.tile_overlap), tile_batch=int(cfg.tile_batch))
     for index, load in enumerate(tqdm(loaders, desc=f"eval {kind}", unit="image")):
         try:
             item = load()  # one image pair in memory at a time
@@ -269,28 +342,32 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
             unscored.append({"image": getattr(load, "name", f"#{index + 1}"), "reason": str(err)})
             continue
         prompt = restorer.prompt(item.caption)
-        frames, info = restorer.restore(
-            item.degraded,
-            prompt,
-            int(cfg.seed),
-            mode=str(cfg.mode),
-            overlap=int(cfg.tile_overlap),
-            tile_batch=int(cfg.tile_batch),
+        (frames, info), *corrected = restore_chained(
+            [restorer] + ([drift] if drift else []), item.degraded, item.caption, int(cfg.seed), **restore_kw
         )
-        scores = [score_image(f, item.clean, item.mask, lpips_model, crop, y_channel) for f in frames]
+        scores = [score(f, item) for f in frames]
         record = {"key": item.key, "prompt": prompt, "tiles": info["tiles"], "frames": scores}
+        if item.category is not None:
+            record["category"] = item.category
         record["first_frame_colour_error"] = mean_colour_error(frames[0], item.degraded)
-        for frame, score in enumerate(scores, start=1):
-            rows.append({"image": item.key, "method": "generated", "frame": frame, **score})
+        for frame, value in enumerate(scores, start=1):
+            rows.append({"image": item.key, "method": "generated", "frame": frame, **value})
+        if corrected:
+            drift_frames = corrected[0][0]
+            record["drift"] = [score(f, item) for f in drift_frames]
+            for frame, value in enumerate(record["drift"], start=1):
+                rows.append({"image": item.key, "method": "drift", "frame": frame, **value})
         if cfg.baselines:
-            record["input"] = score_image(item.degraded, item.clean, item.mask, lpips_model, crop, y_channel)
+            record["input"] = score(item.degraded, item)
             rows.append({"image": item.key, "method": "input", "frame": 1, **record["input"]})
-            restored, name = restore_baseline(restorer.task, item.degraded, item.params)
-            record["baseline"] = {
-                "name": name,
-                **score_image(restored, item.clean, item.mask, lpips_model, crop, y_channel),
-            }
-            rows.append({"image": item.key, "method": name, "frame": 9, **record["baseline"]})
+            if restorer.task == "allinone":
+                from src.baselines import restore_category_baseline
+
+                restored, name = restore_category_baseline(item.degraded, item.params)
+            else:
+                restored, name = restore_baseline(restorer.task, item.degraded, item.params)
+            record["baseline"] = {"name": name, **score(restored, item)}
+            rows.append({"image": item.key, "method": name, "frame": len(frames), **record["baseline"]})
         if cfg.metrics.temporal:
             record["warping_error"], _ = warping_error(frames)
             record["flicker"], _ = flicker(frames)
@@ -299,9 +376,11 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
             from PIL import Image
 
             samples_dir.mkdir(parents=True, exist_ok=True)
-            panel = np.concatenate([item.degraded[None], frames, item.clean[None]])
-            labels = ["degraded", *(f"frame {k}" for k in range(1, len(frames) + 1)), "target"]
-            strip = strip_image(panel, 160, labels)
+            shown = [frames] + ([corrected[0][0][1:]] if corrected else [])
+            panel = np.concatenate([item.degraded[None], *shown, item.clean[None]])
+            labels = ["degraded", *(f"frame {k}" for k in range(1, len(frames) + 1))]
+            labels += [f"drift {k}" for k in range(2, len(corrected[0][0]) + 1)] if corrected else []
+            strip = strip_image(panel, 160, labels + ["target"])
             Image.fromarray(strip).save(samples_dir / f"{item.key.replace('/', '__')}.png")
     if not per_image:
         reasons = "; ".join(u["reason"] for u in unscored[:3])
@@ -316,7 +395,13 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
         "mode": str(cfg.mode),
         "seed": int(cfg.seed),
         "checkpoint": restorer.description,
-        "metric_conventions": {"crop_border": crop, "y_channel": y_channel, "quantized": True},
+        "drift_checkpoint": drift.description if drift else None,
+        "metric_conventions": {
+            "crop_border": crop,
+            "y_channel": y_channel,
+            "ssim_y_channel": y_channel if ssim_y is None else ssim_y,
+            "quantized": True,
+        },
     }
     write_outputs(run_dir, metrics, rows)
     return metrics
@@ -359,7 +444,41 @@ def aggregate(per_image: list[dict], restorer, kind: str, has_lpips: bool) -> di
         metrics["masked"] = {"psnr": frame_means("masked_psnr"), "ssim": frame_means("masked_ssim")}
     if kind == "reloblur":
         metrics["table1_lpips"] = lpips
+    if "drift" in per_image[0]:
+        metrics["drift"] = _trajectory_means([r["drift"] for r in per_image], has_lpips)
+    if any("category" in r for r in per_image):
+        metrics["categories"] = {
+            category: category_record([r for r in per_image if r.get("category") == category], has_lpips)
+            for category in sorted({r["category"] for r in per_image if "category" in r})
+        }
     return metrics
+
+
+def _trajectory_means(trajectories: list[list[dict]], has_lpips: bool) -> dict:
+    """Per-frame means of scored trajectories and their last frame: {psnr, ssim, lpips, last}."""
+    count = len(trajectories[0])
+    out = {
+        metric: [_mean(t[f].get(metric) for t in trajectories) for f in range(count)]
+        for metric in ("psnr", "ssim", "lpips")
+    }
+    if not has_lpips:
+        out["lpips"] = None
+    out["last"] = {metric: (values[-1] if values else None) for metric, values in out.items()}
+    return out
+
+
+def category_record(records: list[dict], has_lpips: bool) -> dict:
+    """One category of frame_metrics.json's ``categories`` (schema in src/metrics/frame_metrics.py)."""
+    entry = {"n_images": len(records), **_trajectory_means([r["frames"] for r in records], has_lpips)}
+    if "input" in records[0]:
+        entry["input"] = {m: _mean(r["input"].get(m) for r in records) for m in ("psnr", "ssim", "lpips")}
+        entry["baseline"] = {
+            "name": records[0]["baseline"]["name"],
+            **{m: _mean(r["baseline"].get(m) for r in records) for m in ("psnr", "ssim", "lpips")},
+        }
+    if "drift" in records[0]:
+        entry["drift"] = _trajectory_means([r["drift"] for r in records], has_lpips)
+    return entry
 
 
 CSV_COLUMNS = ["image", "method", "frame", "psnr", "ssim", "lpips", "masked_psnr", "masked_ssim"]
@@ -398,6 +517,20 @@ def render_table(metrics: dict) -> str:
             lines.append(
                 f"| {label} | {_fmt(values['psnr'], 2)} | {_fmt(values['ssim'], 4)} | {_fmt(values['lpips'], 4)} |"
             )
+    if metrics.get("drift"):
+        d = metrics["drift"]
+        lines += [
+            "",
+            f"Stage 1 + drift correction ({len(d['psnr'])}-frame correction of frame {frames[-1]}): last frame "
+            f"PSNR {_fmt(d['last']['psnr'], 2)}, SSIM {_fmt(d['last']['ssim'], 4)}, LPIPS {_fmt(d['last']['lpips'], 4)} "
+            f"(stage 1: {_fmt(metrics['psnr'][-1], 2)}, {_fmt(metrics['ssim'][-1], 4)}).",
+        ]
+    if metrics.get("categories"):
+        from src.report import render_category_section
+
+        lines += render_category_section(
+            {**metrics, "label": f"{metrics['task']} on {metrics['data']}"}, None
+        )
     if metrics.get("temporal"):
         t = metrics["temporal"]
         lines += [
@@ -474,6 +607,21 @@ def log_to_wandb(cfg: DictConfig, metrics: dict, run_dir: Path) -> None:
         for key in ("warping_error", "flicker"):
             if (metrics.get("temporal") or {}).get(key) is not None:
                 payload[f"eval/temporal/{key}"] = metrics["temporal"][key]
+        for key in ("psnr", "ssim", "lpips"):
+            if (metrics.get("drift") or {}).get("last", {}).get(key) is not None:
+                payload[f"eval/drift/{key}_last"] = metrics["drift"]["last"][key]
+        if metrics.get("categories"):  # all-in-one: one row per category, and its scalars
+            from src.report import category_rows
+
+            header, rows = category_rows(metrics)
+            payload["eval/per_category"] = wandb.Table(columns=header, data=rows)
+            for name, entry in metrics["categories"].items():
+                for part in ("last", "input"):
+                    for key in ("psnr", "ssim", "lpips"):
+                        if (entry.get(part) or {}).get(key) is not None:
+                            payload[f"eval/category/{name}/{part}_{key}"] = entry[part][key]
+                if (entry.get("drift") or {}).get("last", {}).get("psnr") is not None:
+                    payload[f"eval/category/{name}/drift_psnr"] = entry["drift"]["last"]["psnr"]
         run.log(payload)
         run.summary["run_dir"] = str(run_dir)
     finally:

@@ -52,15 +52,19 @@ def estimate_memory(
     guidance: bool = True,
     vae_decode_gib: float = VAE_DECODE_GIB,
     vae_dtype: str | None = None,
+    full: bool = False,
 ) -> dict:
     """Peak GPU memory estimate (GiB) for one LoRA training step and for validation sampling.
-    ``vae_decode_gib`` is the family's assumed VAE decode peak."""
+    ``vae_decode_gib`` is the family's assumed VAE decode peak. ``full`` (lora=none): the
+    transformer is the trainable part (``lora_params`` = its parameters), its weights in fp32."""
     wbytes = DTYPE_BYTES[dtype]
-    transformer = transformer_params * wbytes / GIB
+    transformer = transformer_params * (4 if full else wbytes) / GIB
     vae = vae_params * DTYPE_BYTES[vae_dtype or dtype] / GIB  # Wan runs its VAE in fp32
     text_encoder = text_encoder_params * wbytes / GIB
-    # fp32 LoRA weight + fp32 grad + AdamW moments (fp32, or 8-bit: 2 bytes)
-    lora_state = lora_params * (4 + 4 + (2 if optimizer_8bit else 8)) / GIB
+    if full:  # the fp32 weights are the transformer's own: the trainable state adds grads + moments
+        lora_state = lora_params * (4 + (2 if optimizer_8bit else 8)) / GIB
+    else:  # fp32 LoRA weight + fp32 grad + AdamW moments (fp32, or 8-bit: 2 bytes)
+        lora_state = lora_params * (4 + 4 + (2 if optimizer_8bit else 8)) / GIB
     per_block = ACTIVATION_BYTES_PER_TOKEN_HIDDEN * tokens * hidden * batch / GIB
     activations_full = per_block * layers
     # checkpointing keeps each block's input (video + text hidden states, bf16) and recomputes one
@@ -75,7 +79,7 @@ def estimate_memory(
         transformer
         + vae
         + (0.0 if cached_encoders else text_encoder)
-        + lora_params * 4 / GIB
+        + (0 if full else lora_params * 4 / GIB)
         + sampling_activations
         + vae_decode_gib
         + CUDA_OVERHEAD_GIB
@@ -96,19 +100,25 @@ def estimate_memory(
             "cached_encoders": cached_encoders,
             "optimizer_8bit": optimizer_8bit,
             "validation_guidance_batch": cfg_batch,
+            **({"full_finetune": True} if full else {}),
         },
     }
 
 
 def model_report(cfg: DictConfig) -> dict:
     from src.models.family import build_backbone
-    from src.models.lora import add_lora, validate_lora_config
+    from src.models.lora import add_lora, is_full_finetune, validate_lora_config
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     lora_cfg = OmegaConf.to_container(cfg.lora, resolve=True)
+    full = is_full_finetune(lora_cfg)  # lora=none: every transformer parameter trains
     # before any model is built: a typo costs a second, not a model load
     validate_lora_config(
-        lora_cfg["rank"], lora_cfg["alpha"], lora_cfg["target_modules"], lora_cfg.get("dropout", 0.0)
+        lora_cfg["rank"],
+        lora_cfg["alpha"],
+        lora_cfg["target_modules"],
+        lora_cfg.get("dropout", 0.0),
+        full=lora_cfg.get("full", False),
     )
     name = model_cfg["name"]
     backbone = build_backbone(model_cfg)  # the family owns its architectures and token geometry
@@ -117,13 +127,16 @@ def model_report(cfg: DictConfig) -> dict:
     transformer = models["transformer"]
     tcfg = dict(transformer.config)
     counts = {key: count(module) for key, module in models.items()}
-    lora_params = add_lora(
-        transformer,
-        lora_cfg["rank"],
-        lora_cfg["alpha"],
-        lora_cfg["target_modules"],
-        lora_cfg.get("dropout", 0.0),
-    )
+    if full:
+        lora_params = counts["transformer"]
+    else:
+        lora_params = add_lora(
+            transformer,
+            lora_cfg["rank"],
+            lora_cfg["alpha"],
+            lora_cfg["target_modules"],
+            lora_cfg.get("dropout", 0.0),
+        )
     frames, height, width = int(model_cfg["frames"]), int(model_cfg["height"]), int(model_cfg["width"])
     tokens = backbone.tokens_per_sample(dict(models["vae"].config), tcfg, frames, height, width)
     hidden, layers = backbone.transformer_shape(tcfg)
@@ -143,6 +156,7 @@ def model_report(cfg: DictConfig) -> dict:
         guidance=float((model_cfg.get("sampling") or {}).get("guidance_scale", 1.0)) > 1.0,
         vae_decode_gib=backbone.vae_decode_gib,
         vae_dtype="float32" if backbone.is_tiny else backbone.vae_dtype,
+        full=full,
     )
     other_geometries = {
         f"{f}x{h}x{w}": backbone.tokens_per_sample(dict(models["vae"].config), tcfg, f, h, w)["tokens"]
@@ -161,6 +175,7 @@ def model_report(cfg: DictConfig) -> dict:
             "alpha": float(lora_cfg["alpha"]),
             "target_modules": list(lora_cfg["target_modules"]),
             "trainable_parameters": lora_params,
+            **({"full": True, "supported": backbone.supports_full_finetune} if full else {}),
         },
         "tokens_per_sample": tokens,
         "tokens_at_other_geometries": other_geometries,
@@ -176,8 +191,14 @@ def format_report(report: dict) -> str:
         f"  transformer   {p['transformer']:>15,d} parameters ({p['transformer'] / 1e9:.2f} B)",
         f"  VAE           {p['vae']:>15,d}",
         f"  text encoder  {p['text_encoder']:>15,d}",
-        f"  LoRA rank {lora['rank']} alpha {lora['alpha']:g} on {', '.join(lora['target_modules'])}: "
-        f"{lora['trainable_parameters']:,d} trainable ({lora['trainable_parameters'] / 1e6:.2f} M)",
+        (
+            f"  full fine-tuning (lora=none): all {lora['trainable_parameters']:,d} transformer parameters "
+            f"trainable, fp32"
+            + ("" if lora["supported"] else " (refused by src.train: needs FSDP/DeepSpeed sharding)")
+            if lora.get("full")
+            else f"  LoRA rank {lora['rank']} alpha {lora['alpha']:g} on {', '.join(lora['target_modules'])}: "
+            f"{lora['trainable_parameters']:,d} trainable ({lora['trainable_parameters'] / 1e6:.2f} M)"
+        ),
         f"  {g['frames']} frames at {g['height']}x{g['width']}: latent frames {t['latent_frames']} "
         f"(padded {t['latent_frames_padded']}), token grid {t['grid']}, "
         f"{t['video_tokens']:,d} video + {t['text_tokens']} text = {t['tokens']:,d} tokens per sample",
@@ -192,7 +213,8 @@ def format_report(report: dict) -> str:
         f"  estimated peak GPU memory, batch {g['batch_size']} (GiB):",
         f"    training, gradient checkpointing     {m['train_peak_gib']['checkpointing']:7.1f}",
         f"    training, no checkpointing           {m['train_peak_gib']['no_checkpointing']:7.1f}",
-        f"      (weights {m['weights_gib']['transformer']:.1f} transformer; LoRA state {m['lora_state_gib']:.2f}; "
+        f"      (weights {m['weights_gib']['transformer']:.1f} transformer; "
+        f"{'grads + AdamW state' if lora.get('full') else 'LoRA state'} {m['lora_state_gib']:.2f}; "
         f"activations {m['activations_gib']['checkpointing']:.1f} / {m['activations_gib']['no_checkpointing']:.1f}; "
         f"text encoder {'offloaded, prompts cached' if m['assumptions']['cached_encoders'] else 'on the GPU'})",
         f"    validation sampling                  {m['validation_peak_gib']:7.1f}",

@@ -9,7 +9,10 @@ Each argument is a run directory (it holds ``frame_metrics.json``), a sweep / mu
 (searched recursively), or a ``frame_metrics.json`` itself. Writes to ``--out`` (default
 ``outputs/reports/<date_time>/``): ``psnr_vs_frame.png``, ``ssim_vs_frame.png``,
 ``lpips_vs_frame.png`` (only when some run has LPIPS), ``figure.png`` (the three side by side),
-``report.md`` (one table row per run) and ``report.json`` (everything collected). With
+``report.md`` (one table row per run) and ``report.json`` (everything collected). A run whose
+metrics have ``categories`` (all-in-one restoration, see ``src/metrics/frame_metrics.py``) also
+gets a per-category table in ``report.md`` and a bar chart ``categories_<run label>.png`` (input,
+baseline, stage 1 last frame, stage 1 + drift; PSNR and SSIM). With
 ``WANDB_MODE=online`` or ``--wandb`` the figures and table are also logged to a W&B run; otherwise
 W&B is never touched. Errors (a missing path, no metrics found, a malformed file) are one line on
 stderr and exit code 2.
@@ -26,11 +29,13 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
 from src.metrics.frame_metrics import FILE_NAME as METRICS_FILE
 from src.metrics.frame_metrics import read as read_frame_metrics
+from src.metrics.frame_metrics import summarize_categories
 from src.utils.cli import ArgumentParser, ConfigError, UserError, report_user_error
 from src.utils.config import PROJECT_ROOT
 
@@ -125,8 +130,9 @@ def collect_runs(paths: list[str | Path]) -> list[dict]:
     Keys: ``label`` (unique: the run's Hydra overrides joined by spaces, else "<task> <prompt>
     <dir name>"), ``run_dir``, ``metrics_file``, ``overrides`` (list or None), ``task``,
     ``prompt``, ``n_images``, ``global_step``, ``frames``, ``psnr``, ``ssim``, ``lpips`` (list or
-    None), ``input_psnr``, ``input_ssim`` and the summaries ``psnr_first``, ``psnr_last``,
-    ``psnr_mean_f2`` (mean over frames 2..T), ``ssim_last``, ``lpips_last``.
+    None), ``input_psnr``, ``input_ssim``, the summaries ``psnr_first``, ``psnr_last``,
+    ``psnr_mean_f2`` (mean over frames 2..T), ``ssim_last``, ``lpips_last``, and ``categories``
+    with ``category_summary`` (:func:`summarize_categories`; both None without categories).
     Raises :class:`ReportError` when a path is missing, nothing is found, or a file is malformed.
     """
     files = find_metrics_files(paths)
@@ -163,6 +169,10 @@ def collect_runs(paths: list[str | Path]) -> list[dict]:
                 "psnr_mean_f2": _mean(psnr[1:]),
                 "ssim_last": ssim[-1],
                 "lpips_last": None if lpips is None else lpips[-1],
+                "categories": data.get("categories"),
+                "category_summary": summarize_categories(data["categories"])
+                if data.get("categories")
+                else None,
             }
         )
     _unique_labels(runs)
@@ -296,6 +306,72 @@ def plot_combined(runs: list[dict], path: str | Path, title: str | None = None) 
     return path
 
 
+def category_figure_names(runs: list[dict]) -> dict[str, str]:
+    """``categories_<run label>.png`` for each run with categories (keyed by label): the label
+    with every run of characters other than letters, digits, ``.``, ``_`` and ``-`` made one
+    ``_``, and a counter where two labels come out the same."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for run in runs:
+        if not run.get("categories"):
+            continue
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", run["label"]).strip("_.") or "run"
+        name, count = f"categories_{slug}.png", 1
+        while name in taken:
+            count += 1
+            name = f"categories_{slug}_{count}.png"
+        taken.add(name)
+        names[run["label"]] = name
+    return names
+
+
+CATEGORY_BARS = (  # (legend label, colour, the entry's scores)
+    ("degraded input", "0.65", lambda entry: entry.get("input")),
+    ("baseline", "tab:brown", lambda entry: entry.get("baseline")),
+    ("stage 1 (last frame)", "tab:blue", lambda entry: entry["last"]),
+    ("stage 1 + drift (last frame)", "tab:green", lambda entry: (entry.get("drift") or {}).get("last")),
+)
+
+
+def plot_categories(run: dict, path: str | Path, title: str | None = None) -> Path:
+    """Grouped bars per category of one run: the degraded input, the baseline (when some category
+    has one; its name in the legend), stage 1's last frame and stage 1 + drift (when some category
+    has it); a PSNR panel and an SSIM panel. Writes a PNG at ``path`` and returns it."""
+    categories = run["categories"]
+    names = list(categories)
+    entries = list(categories.values())
+    bars = [bar for bar in CATEGORY_BARS if any(bar[2](entry) for entry in entries)]
+    baseline_names = sorted({entry["baseline"]["name"] for entry in entries if entry.get("baseline")})
+    figure = _new_figure(2 * max(5.0, 1.0 + 0.22 * len(names) * len(bars)), 5.2)
+    width = 0.8 / len(bars)
+    for axes, metric, digits in zip(figure.subplots(1, 2), ("psnr", "ssim"), (1, 3), strict=True):
+        for index, (label, color, scores_of) in enumerate(bars):
+            if label == "baseline" and baseline_names:
+                label = "baseline: " + ", ".join(baseline_names)
+            values = [math.nan if not scores_of(entry) else scores_of(entry)[metric] for entry in entries]
+            offsets = [i - 0.4 + width * (index + 0.5) for i in range(len(names))]
+            container = axes.bar(offsets, values, width, color=color, label=label)
+            if len(names) <= 12:
+                axes.bar_label(
+                    container,
+                    labels=["" if math.isnan(v) else f"{v:.{digits}f}" for v in values],
+                    fontsize=6,
+                    rotation=90,
+                    padding=2,
+                )
+        axes.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        axes.set_ylabel(AXIS_LABELS[metric])
+        axes.set_title(f"{metric.upper()} per category (last frame)")
+        axes.margins(y=0.15)
+        axes.grid(True, axis="y", alpha=0.35)
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    figure.suptitle(f"{title}: {run['label']}" if title else run["label"])
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables
 # ----------------------------------------------------------------------------------------------
@@ -341,6 +417,115 @@ def summary_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def category_rows(run: dict) -> tuple[list[str], list[list]]:
+    """One run's per-category table (header, rows of plain values) shared by report.md and W&B:
+    a row per category, then a "mean" row (:func:`summarize_categories`: each category weighs
+    equally; its ``n`` is the total image count). The baseline columns come only when some
+    category has a baseline, the drift columns (last frame and gain over stage 1, dB) only when
+    some category has a drift entry (the input columns likewise); a category without one has
+    None there."""
+    categories = run["categories"]
+    entries = list(categories.values())
+    with_input = any(entry.get("input") for entry in entries)
+    with_baseline = any(entry.get("baseline") for entry in entries)
+    with_drift = any(entry.get("drift") for entry in entries)
+    header = ["category", "n"] + (["input PSNR", "input SSIM"] if with_input else [])
+    if with_baseline:
+        header += ["baseline", "baseline PSNR", "baseline SSIM"]
+    header += ["PSNR last", "SSIM last", "LPIPS last"]
+    if with_drift:
+        header += ["drift PSNR last", "drift SSIM last", "drift gain (dB)"]
+    rows = []
+    for name, entry in categories.items():
+        row = [name, entry.get("n_images")]
+        if with_input:
+            row += [(entry.get("input") or {}).get("psnr"), (entry.get("input") or {}).get("ssim")]
+        if with_baseline:
+            baseline = entry.get("baseline") or {}
+            row += [baseline.get("name"), baseline.get("psnr"), baseline.get("ssim")]
+        row += [entry["last"]["psnr"], entry["last"]["ssim"], entry["last"].get("lpips")]
+        if with_drift:
+            drift = (entry.get("drift") or {}).get("last")
+            row += (
+                [None, None, None]
+                if not drift
+                else [drift["psnr"], drift["ssim"], drift["psnr"] - entry["last"]["psnr"]]
+            )
+        rows.append(row)
+    summary = summarize_categories(categories)
+    counts = [entry.get("n_images") for entry in entries]
+    mean = ["mean", None if None in counts else sum(counts)]
+    if with_input:
+        mean += [summary["mean_input_psnr"], summary["mean_input_ssim"]]
+    if with_baseline:
+        names = {entry["baseline"]["name"] for entry in entries if entry.get("baseline")}
+        mean += [
+            names.pop() if len(names) == 1 else None,
+            summary["mean_baseline_psnr"],
+            summary["mean_baseline_ssim"],
+        ]
+    mean += [summary["mean_last_psnr"], summary["mean_last_ssim"], summary["mean_last_lpips"]]
+    if with_drift:
+        mean += [
+            summary["mean_drift_last_psnr"],
+            summary["mean_drift_last_ssim"],
+            summary["mean_drift_gain_psnr"],
+        ]
+    rows.append(mean)
+    return header, rows
+
+
+_CATEGORY_DIGITS = {"PSNR": 2, "SSIM": 4, "LPIPS": 4}
+
+
+def _category_cell(column: str, value) -> str:
+    if column in ("category", "baseline"):
+        return "–" if value is None else _md_cell(value)
+    if column == "n":
+        return "–" if value is None else str(value)
+    if column == "drift gain (dB)":
+        return "–" if value is None else f"{value:+.2f}"
+    return _fmt(value, next(d for metric, d in _CATEGORY_DIGITS.items() if metric in column))
+
+
+def render_category_section(run: dict, figure: str | None) -> list[str]:
+    """report.md lines for one run with categories: its table, its bar chart and what the means
+    cover."""
+    header, rows = category_rows(run)
+    summary = run.get("category_summary") or summarize_categories(run["categories"])
+    lines = ["", f"## Per category: {_md_cell(run['label'])}", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for row in rows:
+        cells = [_category_cell(column, value) for column, value in zip(header, row, strict=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    count = summary["n_categories"]
+
+    def categories_(k: int) -> str:
+        return f"{k} category" if k == 1 else f"{k} categories"
+
+    notes = [f"'mean' weighs each of the {categories_(count)} equally ('n' there is the total image count)."]
+    if "input PSNR" in header:
+        notes.append(
+            "Stage 1's last frame beats the degraded input's PSNR in "
+            f"{summary['categories_beating_input_psnr']} of {categories_(count)}."
+        )
+    if "drift gain (dB)" in header:
+        notes.append("'drift gain' is stage 1 + drift correction's last-frame PSNR minus stage 1's.")
+        if summary["n_drift_categories"] < count:
+            notes.append(
+                f"The drift means cover only the {categories_(summary['n_drift_categories'])} with a drift run."
+            )
+    if "baseline" in header and summary["n_baseline_categories"] < count:
+        notes.append(
+            f"The baseline means cover only the {categories_(summary['n_baseline_categories'])} with a baseline."
+        )
+    lines += ["", " ".join(notes)]
+    if figure:
+        lines += ["", f"![per-category PSNR and SSIM: {_md_cell(run['label'])}]({figure})"]
+    return lines
+
+
 def render_markdown(
     runs: list[dict], figures: dict[str, str | None], title: str, notes: list[str], inputs: list[str]
 ) -> str:
@@ -381,6 +566,10 @@ def render_markdown(
         "images; frame 1 is the degraded condition, so 'mean f2-fT' leaves it out; 'input' is the "
         "degraded input's score (dotted lines in the figures).",
     ]
+    category_figures = category_figure_names(runs)
+    for run in runs:
+        if run.get("categories"):
+            lines += render_category_section(run, category_figures.get(run["label"]))
     if notes:
         lines += ["", "## Notes", ""] + [f"- {_md_cell(note)}" for note in notes]
     return "\n".join(lines) + "\n"
@@ -396,7 +585,8 @@ def wandb_requested(flag: bool) -> bool:
 def log_to_wandb(
     runs: list[dict], figures: dict[str, str | None], out_dir: Path, title: str, project: str
 ) -> str:
-    """Log the figures and the summary table to a new W&B run; returns its URL (or name)."""
+    """Log the figures, the summary table and each run's per-category table (``report/per_category_<run
+    label>``, when it has categories) to a new W&B run; returns its URL (or name)."""
     try:
         import wandb
     except ImportError as err:
@@ -408,6 +598,12 @@ def log_to_wandb(
     run = wandb.init(project=project, name=title, job_type="report", dir=str(wandb_root))
     try:
         payload = {"report/runs": wandb.Table(columns=header, data=rows)}
+        category_figures = category_figure_names(runs)  # the per-category tables, keyed like the charts
+        for item in runs:
+            if item["label"] in category_figures:
+                stem = Path(category_figures[item["label"]]).stem.removeprefix("categories_")
+                columns, data = category_rows(item)
+                payload[f"report/per_category_{stem}"] = wandb.Table(columns=columns, data=data)
         for file in figures.values():
             if file:
                 payload[f"report/{Path(file).stem}"] = wandb.Image(str(out_dir / file))
@@ -432,6 +628,11 @@ def write_report(runs: list[dict], out_dir: Path, title: str, inputs: list[str],
         written = plot_curves(runs, metric, out_dir / f"{metric}_vs_frame.png", title)
         figures[metric] = written.name if written else None
     figures["combined"] = plot_combined(runs, out_dir / "figure.png", title).name
+    category_figures = category_figure_names(runs)
+    for run in runs:
+        if run["label"] in category_figures:
+            path = out_dir / category_figures[run["label"]]
+            figures[f"categories {run['label']}"] = plot_categories(run, path, title).name
     notes = []
     if figures["lpips"] is None:
         notes.append("LPIPS is null in every run: no lpips_vs_frame.png")

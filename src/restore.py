@@ -181,7 +181,7 @@ def restore_all(cfg: DictConfig) -> dict:
     from tqdm import tqdm
 
     from src.data.images import SourceError, load_image
-    from src.models.restorer import load_restorer, resize_uint8, resolve_checkpoint
+    from src.models.restorer import load_restorer, resize_uint8, resolve_checkpoint, restore_chained
     from src.prompts import load_captions
 
     # Every setting, input and the output folder are checked before the model loads.
@@ -190,11 +190,19 @@ def restore_all(cfg: DictConfig) -> dict:
     number(cfg.fps, "fps", float, above=0)
     number(cfg.gif_max_side, "gif_max_side", at_least=1)
     checkpoint = resolve_checkpoint(cfg.ckpt)
+    drift_checkpoint = (
+        resolve_checkpoint(cfg.drift) if cfg.get("drift") else None
+    )  # both before a model loads
     sources, skipped = list_inputs(cfg.input)
     captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
     out_dir = Path(cfg.out_dir)  # resolved before the checkpoint's config is composed
     check_writable(out_dir, "out_dir")
     restorer = load_restorer(checkpoint, model_overrides(cfg), device=str(cfg.device))
+    drift = (
+        load_restorer(drift_checkpoint, model_overrides(cfg), device=str(cfg.device))
+        if drift_checkpoint
+        else None
+    )
     results, failures = [], [{"path": path, "reason": reason} for path, reason in skipped]
     single = len(sources) == 1
     for source in tqdm(sources, desc="restore", unit="image", disable=single):
@@ -212,15 +220,23 @@ def restore_all(cfg: DictConfig) -> dict:
         caption = cfg.caption or captions.get(source.key) or captions.get(Path(str(source.path)).name)
         prompt = str(cfg.text) if cfg.text else restorer.prompt(caption)
         started = time.time()
-        frames, info = restorer.restore(
-            image,
-            prompt,
-            int(cfg.seed),
-            mode=str(cfg.mode),
-            overlap=int(cfg.tile_overlap),
-            tile_batch=int(cfg.tile_batch),
-            progress=True,
+        kwargs = dict(
+            mode=str(cfg.mode), overlap=int(cfg.tile_overlap), tile_batch=int(cfg.tile_batch), progress=True
         )
+        frames, info = restorer.restore(image, prompt, int(cfg.seed), **kwargs)
+        if drift is not None:  # V-Bridge drift correction: stage 2 restores stage 1's last frame
+            ((corrected, drift_info),) = restore_chained(
+                [drift], frames[-1], caption, int(cfg.seed), **kwargs
+            )
+            info = {
+                **info,
+                "stage1_frames": len(frames),
+                "drift": drift.description,
+                "drift_tiles": drift_info["tiles"],
+            }
+            frames = np.concatenate(
+                [frames, corrected[1:]]
+            )  # the video runs on; its last frame is the output
         folder = out_dir / source.key.replace("/", "__")
         with atomic_path(folder) as temp:  # renamed over the final folder when complete
             written = write_outputs(frames, temp, float(cfg.fps), int(cfg.gif_max_side))

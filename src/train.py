@@ -39,16 +39,33 @@ def validate_config(cfg: DictConfig) -> None:
     """Cheap checks with one clear message each, before any data or model is loaded."""
     from src.data.degradations import check_task
     from src.models.family import build_backbone
-    from src.models.lora import validate_lora_config
+    from src.models.lora import is_full_finetune, validate_lora_config
 
-    check_task(cfg.task.name)
+    paired = str((cfg.data or {}).get("_target_", "")).endswith("PairedDataModule")
+    if cfg.task.name == "allinone":
+        if not paired:
+            raise ConfigError(
+                "task=allinone trains one model on paired LQ/HQ sequences: use data=allinone "
+                "(synthetic pairs, with degradation=allinone) or data=paired (your folders), "
+                "or experiment=vbridge_tiny"
+            )
+    else:
+        check_task(cfg.task.name)
     number(cfg.seed, "seed")
     for key in ("frames", "height", "width"):
         number(cfg.model[key], f"model.{key}")
     for key in ("max_steps", "accumulate_grad_batches", "log_every_n_steps"):
         if cfg.trainer.get(key) is not None:
             number(cfg.trainer[key], f"trainer.{key}")
-    validate_lora_config(cfg.lora.rank, cfg.lora.alpha, cfg.lora.target_modules, cfg.lora.dropout)
+    if is_full_finetune(cfg.lora):  # lora=none of a model it does not fit: refused first, weights unread
+        build_backbone(_container(cfg.model)).check_finetune_mode(cfg.lora)
+    validate_lora_config(
+        cfg.lora.rank,
+        cfg.lora.alpha,
+        cfg.lora.target_modules,
+        cfg.lora.dropout,
+        full=cfg.lora.get("full", False),
+    )
     sampling = cfg.model.get("sampling") or {}
     if "num_inference_steps" in sampling:
         number(sampling.num_inference_steps, "model.sampling.num_inference_steps", at_least=1)
@@ -72,7 +89,24 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.model.get("optimizer_8bit"):
         require_cuda("model.optimizer_8bit=true (bitsandbytes AdamW8bit)")
     # the family's own checks: geometry against its architecture, options, weights on this machine
-    build_backbone(_container(cfg.model)).check_config()
+    backbone = build_backbone(_container(cfg.model))
+    if (cfg.get("curriculum") or {}).get("stages"):  # every stage's crop size, before the weights
+        curriculum = resolve_curriculum(cfg, backbone)
+        backbone.check_stage_sizes([stage.size for stage in curriculum.stages])
+    backbone.check_config()
+
+
+def resolve_curriculum(cfg: DictConfig, backbone):
+    """The run's resolution curriculum with its sizes rounded to the family's token multiple."""
+    from src.data.paired import Curriculum
+
+    return Curriculum.resolve(
+        _container(cfg.get("curriculum")),
+        cfg.trainer.get("max_steps"),
+        int(cfg.model.height),
+        int(cfg.model.width),
+        backbone.size_multiple(),
+    )
 
 
 def check_resume_checkpoint(cfg: DictConfig) -> None:
@@ -106,8 +140,14 @@ def check_resume_checkpoint(cfg: DictConfig) -> None:
 
 
 def build_datamodule(cfg: DictConfig):
+    from src.models.family import build_backbone
+
     return hydra.utils.instantiate(
         cfg.data,
+        curriculum=_container(cfg.get("curriculum")),
+        max_steps=cfg.trainer.get("max_steps"),
+        accumulate_grad_batches=cfg.trainer.get("accumulate_grad_batches") or 1,
+        size_multiple=build_backbone(_container(cfg.model)).size_multiple(),
         task=cfg.task.name,
         prompt_mode=cfg.prompt.mode,
         task_prompts=_container(cfg.task),
@@ -163,8 +203,20 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
     drop_duplicate_lightning_handler()
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
+    drift = cfg.get("drift") or {}
+    if drift.get("stage1"):  # V-Bridge stage 2: stage 1's outputs on its training pairs (cached)
+        from src.drift import build_correction_pairs
+
+        build_correction_pairs(
+            drift.stage1,
+            seed=int(cfg.seed),
+            batch_size=int(drift.get("batch_size", 8)),
+            overwrite=bool(drift.get("overwrite", False)),
+        )
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")  # data errors surface here, before the model is built
+    if hasattr(datamodule, "write_pair_listing"):
+        datamodule.write_pair_listing(run_dir)  # the chosen and skipped pairs, with the seed
     module = build_module(cfg)
     loggers = build_loggers(cfg, sweep_group)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
@@ -199,15 +251,18 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         **counts,
         "frame_metrics": module.last_frame_metrics,
         "skipped_clips": datamodule.skipped_clips(),
+        "data": getattr(datamodule, "description", None),
+        "drift_stage1": drift.get("stage1"),
     }
     if cfg.export_lora and trainer.is_global_zero:
-        directory = module.backbone.export_lora(
+        # <run_dir>/lora (LoRA) or <run_dir>/transformer (lora=none): summary lora_dir / transformer_dir
+        directory = module.backbone.export_trained(
             module.transformer,
-            run_dir / "lora",
+            run_dir,
             _container(cfg.lora),
             extra={"task": cfg.task.name, "prompt": cfg.prompt.mode, "seed": cfg.seed},
         )
-        summary["lora_dir"] = str(directory)
+        summary[f"{directory.name}_dir"] = str(directory)
     write_text_atomic(run_dir / "run_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     log.info("run dir: %s", run_dir)
     if module.last_frame_metrics:

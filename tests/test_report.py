@@ -264,3 +264,261 @@ def test_labels_are_short_and_can_be_given(tmp_path):
         env_extra=NO_WANDB,
     )  # fmt: skip
     assert wrong.returncode == 2 and "2 --label given for 1 run(s)" in wrong.stderr
+
+
+# --- all-in-one restoration: per-category results -----------------------------------------------
+def categories() -> dict:
+    """Three categories: blur (a baseline and a drift run), noise (neither; stage 1 loses to the
+    input), haze (a drift run, no baseline, no LPIPS)."""
+    return {
+        "blur": {
+            "n_images": 4,
+            "psnr": [20.5, 23.0, 24.0],
+            "ssim": [0.56, 0.66, 0.70],
+            "lpips": [0.48, 0.35, 0.30],
+            "last": {"psnr": 24.0, "ssim": 0.70, "lpips": 0.30},
+            "input": {"psnr": 20.0, "ssim": 0.55, "lpips": 0.50},
+            "baseline": {"name": "wiener", "psnr": 22.5, "ssim": 0.62, "lpips": None},
+            "drift": {"psnr": [24.5, 25.0], "ssim": [0.72, 0.74], "lpips": [0.29, 0.28], "last": {"psnr": 25, "ssim": 0.74, "lpips": 0.28}},
+        },
+        "noise": {
+            "n_images": 3,
+            "psnr": [27.0, 27.2, 27.5],
+            "ssim": [0.79, 0.80, 0.80],
+            "lpips": [0.22, 0.21, 0.20],
+            "last": {"psnr": 27.5, "ssim": 0.80, "lpips": 0.20},
+            "input": {"psnr": 28.0, "ssim": 0.82, "lpips": 0.18},
+        },
+        "haze": {
+            "n_images": 5,
+            "psnr": [15.5, 19.0, 21.0],
+            "ssim": [0.61, 0.70, 0.75],
+            "lpips": None,
+            "last": {"psnr": 21.0, "ssim": 0.75, "lpips": None},
+            "input": {"psnr": 15.0, "ssim": 0.60, "lpips": None},
+            "drift": {"psnr": [21.2, 21.6], "ssim": [0.76, 0.77], "lpips": None, "last": {"psnr": 21.6, "ssim": 0.77, "lpips": None}},
+        },
+    }  # fmt: skip
+
+
+def all_in_one_metrics(cats: dict | None = None) -> dict:
+    return {**metrics(task="allinone"), "categories": categories() if cats is None else cats}
+
+
+def test_frame_metrics_reads_and_summarizes_categories(tmp_path):
+    from src.metrics.frame_metrics import read, summarize_categories, write
+
+    data = read(write(tmp_path, all_in_one_metrics()))
+    cats = data["categories"]
+    assert list(cats) == ["blur", "noise", "haze"]
+    assert cats["blur"]["drift"]["last"] == {"psnr": 25.0, "ssim": 0.74, "lpips": 0.28}
+    assert cats["blur"]["baseline"] == {"name": "wiener", "psnr": 22.5, "ssim": 0.62, "lpips": None}
+    assert cats["haze"]["lpips"] is None and "baseline" not in cats["haze"] and "drift" not in cats["noise"]
+    assert cats["noise"]["psnr"] == [27.0, 27.2, 27.5] and cats["noise"]["n_images"] == 3
+    (tmp_path / "plain").mkdir()
+    assert "categories" not in read(write(tmp_path / "plain", metrics())), "optional: absent stays absent"
+
+    summary = summarize_categories(cats)
+    assert summary == {
+        "n_categories": 3,
+        "mean_last_psnr": pytest.approx((24.0 + 27.5 + 21.0) / 3),
+        "mean_last_ssim": pytest.approx(0.75),
+        "mean_last_lpips": None,  # haze has none: no mean over a subset
+        "mean_input_psnr": pytest.approx(21.0),
+        "mean_input_ssim": pytest.approx((0.55 + 0.82 + 0.60) / 3),
+        "mean_input_lpips": None,
+        "categories_beating_input_psnr": 2,  # blur and haze; noise loses to its input
+        "n_drift_categories": 2,
+        "mean_drift_last_psnr": pytest.approx(23.3),
+        "mean_drift_last_ssim": pytest.approx(0.755),
+        "mean_drift_gain_psnr": pytest.approx(0.8),  # (+1.0 blur, +0.6 haze) / 2
+        "n_baseline_categories": 1,
+        "mean_baseline_psnr": pytest.approx(22.5),
+        "mean_baseline_ssim": pytest.approx(0.62),
+    }
+    no_extras = summarize_categories({"noise": cats["noise"]})
+    assert no_extras["mean_drift_last_psnr"] is None and no_extras["mean_baseline_psnr"] is None
+    assert no_extras["mean_last_lpips"] == pytest.approx(0.20) and no_extras["n_drift_categories"] == 0
+    assert summarize_categories({})["mean_last_psnr"] is None
+
+
+def _break(cats: dict, case: str) -> object:
+    if case == "not_a_dict":
+        return [cats["blur"]]
+    if case == "entry":
+        cats["blur"] = 3
+    elif case == "psnr_value":
+        cats["blur"]["psnr"][1] = "x"
+    elif case == "ssim_length":
+        cats["noise"]["ssim"] = [0.8, 0.8]
+    elif case == "no_last":
+        del cats["blur"]["last"]
+    elif case == "input_ssim":
+        cats["haze"]["input"]["ssim"] = "high"
+    elif case == "baseline_name":
+        del cats["blur"]["baseline"]["name"]
+    elif case == "drift_last":
+        cats["haze"]["drift"]["last"]["psnr"] = None
+    elif case == "n_images":
+        cats["noise"]["n_images"] = "3"
+    return cats
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not_a_dict", "'categories' must be an object of categories, got list"),
+        ("entry", "'categories.blur' must be an object, got 3"),
+        ("psnr_value", "'categories.blur.psnr' holds 'x', not a number"),
+        ("ssim_length", "'categories.noise.ssim' has 2 values, 'categories.noise.psnr' has 3"),
+        ("no_last", "'categories.blur.last' must be an object with psnr and ssim, got None"),
+        ("input_ssim", "'categories.haze.input.ssim' is 'high', not a number"),
+        ("baseline_name", "'categories.blur.baseline.name' is None, not a string"),
+        ("drift_last", "'categories.haze.drift.last.psnr' is None, not a number"),
+        ("n_images", "'categories.noise.n_images' is '3', not a count"),
+    ],
+)
+def test_malformed_categories_name_the_file_and_the_category(tmp_path, case, message):
+    from src.metrics.frame_metrics import read, write
+    from src.utils.cli import InputError
+
+    path = write(tmp_path, all_in_one_metrics(_break(categories(), case)))
+    with pytest.raises(InputError) as caught:
+        read(path)
+    assert str(caught.value) == f"malformed {path}: {message}"
+
+
+def test_report_has_a_table_and_a_chart_per_run_with_categories(tmp_path):
+    full = make_run(tmp_path / "a", all_in_one_metrics(), ["model=allinone", "drift=on"])
+    plain_cats = {name: {k: v for k, v in entry.items() if k not in ("baseline", "drift")} for name, entry in categories().items()}  # fmt: skip
+    bare = make_run(tmp_path / "b", all_in_one_metrics(plain_cats), ["model=allinone", "drift=off"])
+    without = make_run(tmp_path / "c", metrics(), ["model=restore"])
+    out = tmp_path / "report"
+    result = run_module(
+        "src.report", str(full), str(bare), str(without), "--out", str(out), env_extra=NO_WANDB
+    )
+    assert result.returncode == 0, result.stderr
+    markdown = (out / "report.md").read_text()
+    assert [row[0] for row in table_rows(markdown, "## Runs")] == [
+        "model=allinone drift=on",
+        "model=allinone drift=off",
+        "model=restore",
+    ]
+    assert markdown.count("## Per category: ") == 2 and "## Per category: model=restore" not in markdown
+
+    section = markdown.split("## Per category: model=allinone drift=on", 1)[1].split("\n## ", 1)[0]
+    header = [cell.strip() for cell in section.strip().splitlines()[0].split("|")[1:-1]]
+    assert header == [
+        "category", "n", "input PSNR", "input SSIM", "baseline", "baseline PSNR", "baseline SSIM",
+        "PSNR last", "SSIM last", "LPIPS last", "drift PSNR last", "drift SSIM last", "drift gain (dB)",
+    ]  # fmt: skip
+    assert table_rows(markdown, "## Per category: model=allinone drift=on") == [
+        ["blur", "4", "20.00", "0.5500", "wiener", "22.50", "0.6200", "24.00", "0.7000", "0.3000", "25.00", "0.7400", "+1.00"],
+        ["noise", "3", "28.00", "0.8200", "–", "–", "–", "27.50", "0.8000", "0.2000", "–", "–", "–"],
+        ["haze", "5", "15.00", "0.6000", "–", "–", "–", "21.00", "0.7500", "–", "21.60", "0.7700", "+0.60"],
+        ["mean", "12", "21.00", "0.6567", "wiener", "22.50", "0.6200", "24.17", "0.7500", "–", "23.30", "0.7550", "+0.80"],
+    ]  # fmt: skip
+    assert "beats the degraded input's PSNR in 2 of 3 categories" in section
+    assert "The drift means cover only the 2 categories with a drift run." in section
+    assert "The baseline means cover only the 1 category with a baseline." in section
+    assert "(categories_model_allinone_drift_on.png)" in section
+
+    assert table_rows(markdown, "## Per category: model=allinone drift=off") == [
+        ["blur", "4", "20.00", "0.5500", "24.00", "0.7000", "0.3000"],
+        ["noise", "3", "28.00", "0.8200", "27.50", "0.8000", "0.2000"],
+        ["haze", "5", "15.00", "0.6000", "21.00", "0.7500", "–"],
+        ["mean", "12", "21.00", "0.6567", "24.17", "0.7500", "–"],
+    ]
+    for name in ("categories_model_allinone_drift_on.png", "categories_model_allinone_drift_off.png"):
+        assert_png(out / name)
+        assert f"]({name})" in markdown.split("## Runs", 1)[0], "listed with the other figures"
+    assert sorted(p.name for p in out.glob("categories_*.png")) == [
+        "categories_model_allinone_drift_off.png",
+        "categories_model_allinone_drift_on.png",
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs"][0]["category_summary"]["categories_beating_input_psnr"] == 2
+    assert report["runs"][2]["categories"] is None and report["runs"][2]["category_summary"] is None
+    assert report["figures"]["categories model=allinone drift=on"] == "categories_model_allinone_drift_on.png"
+
+
+def test_category_chart_names_are_safe_and_unique(tmp_path):
+    from src.report import category_figure_names, plot_categories
+
+    runs = [
+        {"label": "a/b c", "categories": categories()},
+        {"label": "a b:c", "categories": categories()},
+        {"label": "plain", "categories": None},
+    ]
+    assert category_figure_names(runs) == {"a/b c": "categories_a_b_c.png", "a b:c": "categories_a_b_c_2.png"}
+    path = plot_categories(
+        {"label": "one", "categories": {"blur": categories()["blur"]}}, tmp_path / "c.png", "T"
+    )
+    assert_png(path)
+
+
+def test_malformed_categories_are_a_one_line_report_error(tmp_path):
+    path = make_run(tmp_path / "bad", all_in_one_metrics(_break(categories(), "input_ssim")))
+    result = run_module("src.report", str(path), "--out", str(tmp_path / "out"), env_extra=NO_WANDB)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    stderr = result.stderr.strip()
+    assert len(stderr.splitlines()) == 1 and str(path / "frame_metrics.json") in stderr
+    assert "'categories.haze.input.ssim'" in stderr and not (tmp_path / "out").exists()
+
+
+def test_wandb_logs_the_per_category_table(tmp_path, monkeypatch, capsys):
+    import types
+
+    from src.report import category_rows, main
+
+    logged: list[dict] = []
+
+    class Run:
+        url, name = None, "report-run"
+
+        def log(self, payload):
+            logged.append(payload)
+
+        def finish(self):
+            pass
+
+    fake = types.SimpleNamespace(
+        init=lambda **kwargs: Run(),
+        Table=lambda columns, data: {"columns": columns, "data": data},
+        Image=lambda path: {"image": path},
+    )
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    run_dir = make_run(tmp_path / "a", all_in_one_metrics(), ["model=allinone"])
+    out = tmp_path / "report"
+    assert main([str(run_dir), "--out", str(out), "--wandb"]) == 0
+    (payload,) = logged
+    header, rows = category_rows(collect_runs([run_dir])[0])
+    assert payload["report/per_category_model_allinone"] == {"columns": header, "data": rows}
+    assert rows[-1][0] == "mean" and len(rows) == 4
+    assert payload["report/categories_model_allinone"] == {
+        "image": str(out / "categories_model_allinone.png")
+    }
+
+
+def test_categories_without_input_scores_read_and_report(tmp_path):
+    """src.eval scores the degraded input (and the baseline) only with baselines on: a category
+    may have no ``input``; its means are None and the table has no input columns."""
+    from src.metrics.frame_metrics import read, summarize_categories
+
+    cats = {name: {k: v for k, v in entry.items() if k not in ("input", "baseline")} for name, entry in categories().items()}  # fmt: skip
+    run_dir = make_run(tmp_path / "a", all_in_one_metrics(cats), ["baselines=false"])
+    summary = summarize_categories(read(run_dir / "frame_metrics.json")["categories"])
+    assert summary["mean_input_psnr"] is None and summary["categories_beating_input_psnr"] == 0
+    assert summary["mean_drift_gain_psnr"] == pytest.approx(0.8)
+    out = tmp_path / "report"
+    result = run_module("src.report", str(run_dir), "--out", str(out), env_extra=NO_WANDB)
+    assert result.returncode == 0, result.stderr
+    markdown = (out / "report.md").read_text()
+    assert table_rows(markdown, "## Per category: baselines=false") == [
+        ["blur", "4", "24.00", "0.7000", "0.3000", "25.00", "0.7400", "+1.00"],
+        ["noise", "3", "27.50", "0.8000", "0.2000", "–", "–", "–"],
+        ["haze", "5", "21.00", "0.7500", "–", "21.60", "0.7700", "+0.60"],
+        ["mean", "12", "24.17", "0.7500", "–", "23.30", "0.7550", "+0.80"],
+    ]
+    assert "beats the degraded input" not in markdown
+    assert_png(out / "categories_baselines_false.png")

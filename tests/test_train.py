@@ -34,15 +34,19 @@ def compose_train(overrides: list[str]):
 
 
 def test_every_combination_of_config_groups_composes(tmp_path):
-    """Every combination of the groups a sweep varies (task, prompt, degradation, model, lora,
-    data), and every combination of the infrastructure groups (trainer, logger, callbacks,
-    experiment, debug), each composed and fully resolved. The two families share no
-    interpolations, so together they cover the full product at a fraction of the cost."""
+    """Every combination within each family of groups that interpolate into one another, each
+    composed and fully resolved: the data-and-model groups (task, degradation, model, data), the
+    presets with what they override (experiment, debug, callbacks, trainer), the loggers (logger,
+    callbacks, debug) and the optimisation groups (curriculum, lr_scheduler, lora, prompt). The
+    families share no interpolations, so together they cover the full product at a fraction of
+    the cost (about 700 compositions)."""
     from omegaconf import OmegaConf
 
     families = [
-        ["task", "prompt", "degradation", "model", "lora", "data"],
-        ["trainer", "logger", "callbacks", "experiment", "debug"],
+        ["task", "degradation", "model", "data"],
+        ["experiment", "debug", "callbacks", "trainer"],
+        ["logger", "callbacks", "debug"],
+        ["curriculum", "lr_scheduler", "lora", "prompt"],
     ]
     options = {g: group_options(g) for family in families for g in family}
     options["experiment"] = [None, *options["experiment"]]
@@ -57,7 +61,10 @@ def test_every_combination_of_config_groups_composes(tmp_path):
             for combo in itertools.product(*(options[g] for g in family)):
                 overrides = [f"{g}={o}" for g, o in zip(family, combo, strict=True) if o is not None]
                 cfg = compose(
-                    "train", overrides=[*overrides, f"paths.run_dir={tmp_path}"], return_hydra_config=True
+                    "train",
+                    # drift.stage1: the drift presets' mandatory stage-1 run dir
+                    overrides=[*overrides, f"paths.run_dir={tmp_path}", f"drift.stage1={tmp_path}"],
+                    return_hydra_config=True,
                 )
                 choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
                 with open_dict(cfg):
@@ -67,7 +74,11 @@ def test_every_combination_of_config_groups_composes(tmp_path):
                     assert choices[group] == option, (group, option, choices[group])
                     seen[group].add(option)
                 resolved = OmegaConf.to_container(cfg, resolve=True)
-                assert resolved["run_name"] and resolved["model"]["frames"] == 9
+                # 9 frames, or the drift-correction presets' short sequences (drift.frames)
+                assert resolved["run_name"] and resolved["model"]["frames"] in (
+                    9,
+                    resolved["drift"]["frames"],
+                )
     # every option file of every group was composed (and nothing else was)
     assert seen == {g: set(options[g]) for g in seen}
 

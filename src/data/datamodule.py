@@ -238,8 +238,17 @@ class ProgressionDataModule(L.LightningDataModule):
         val_batch_size: int = 4,
         num_workers: int = 0,
         shared_dir: str | None = None,
+        curriculum: dict | None = None,
+        max_steps: int | None = None,
+        accumulate_grad_batches: int = 1,
+        size_multiple: int = 16,
     ):
         super().__init__()
+        if (curriculum or {}).get("stages"):
+            raise ConfigError(
+                f"curriculum={curriculum.get('name')} crops V-Bridge's paired sequences: use it with "
+                "data=paired or data=allinone (progression clips keep the model's H x W), or curriculum=none"
+            )
         if source not in ("synthetic", "dataset"):
             raise ConfigError(f"data.source must be 'synthetic' or 'dataset', got {source!r}")
         for key, value, least in (
@@ -318,8 +327,11 @@ class ProgressionDataModule(L.LightningDataModule):
             self._setup_synthetic()
         log.info("data: %s", self.description)
 
-    def _setup_synthetic(self) -> None:
+    def photographs(self) -> tuple[dict, dict, str | None]:
+        """(training images, validation images, validation folder or None): the photographs of
+        ``data=synthetic`` and its held-out split (also the photographs of ``data=allinone``)."""
         captions = load_captions(self.captions_file) if self.captions_file else {}
+        self._photo_prompts = {}
         if self.source_dir:
             train_images, train_prompts = self._load_folder(self.source_dir, captions)
         else:
@@ -345,6 +357,12 @@ class ProgressionDataModule(L.LightningDataModule):
         overlap = set(train_images) & set(val_images)
         if overlap and (self.source_dir or not val_dir):
             raise InputError(f"validation images {sorted(overlap)} are also training images")
+        self._photo_prompts = {"train": train_prompts, "val": val_prompts}
+        return train_images, val_images, val_dir
+
+    def _setup_synthetic(self) -> None:
+        train_images, val_images, val_dir = self.photographs()
+        train_prompts, val_prompts = self._photo_prompts["train"], self._photo_prompts["val"]
         common = dict(
             task=self.task,
             preset=self.preset,

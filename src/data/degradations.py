@@ -393,6 +393,11 @@ _PER_FRAME_KEYS = {
 
 
 def check_task(task: str) -> str:
+    if task == "allinone":
+        raise ConfigError(
+            "task=allinone has no progression schedule: it trains one model on LQ/HQ pairs "
+            "(python -m src.train experiment=vbridge_tiny, or data=allinone / data=paired)"
+        )
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return task

@@ -207,6 +207,12 @@ class CogVideoXI2V(Backbone):
             return read_tiny_architecture(self.config.weights)
         return self.published_or_local_architecture()
 
+    def size_multiple(self, vae_config=None, transformer_config=None) -> int:
+        if vae_config is None:
+            arch = self.architecture()
+            vae_config, transformer_config = arch["vae"], arch["transformer"]
+        return 2 ** (len(vae_config["block_out_channels"]) - 1) * int(transformer_config["patch_size"])
+
     def check_geometry(self, vae_config, transformer_config) -> None:
         """Frame count 4k+1 and a resolution the VAE and patching take; CogVideoX 1.0's learned
         positional table at its native size only (unless model.positional_embedding=none)."""
@@ -215,7 +221,7 @@ class CogVideoXI2V(Backbone):
         frames, height, width = self.geometry
         recipe.latent_frame_count(frames, int(vae_config.get("temporal_compression_ratio", 4)))
         spatial = 2 ** (len(vae_config["block_out_channels"]) - 1)
-        multiple = spatial * int(transformer_config["patch_size"])
+        multiple = self.size_multiple(vae_config, transformer_config)
         if height % multiple or width % multiple or height <= 0 or width <= 0:
             raise ConfigError(
                 f"{self.name}: model.height and model.width must be positive, each a multiple of {multiple}; "

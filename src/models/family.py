@@ -14,7 +14,8 @@ with :func:`build_backbone`. It owns everything that differs between families:
 - the positional-embedding policy (CogVideoX 1.0's learned table);
 - clip and prompt encoding, with the encoder cache inside;
 - the training loss of a batch, trajectory generation through the family's diffusers pipeline;
-- LoRA export and load (plain ``<Pipeline>.load_lora_weights`` reads the export);
+- LoRA export and load (plain ``<Pipeline>.load_lora_weights`` reads the export), or, for full
+  fine-tuning (``lora=none``, tiny models only), the whole transformer's;
 - the figures the memory plan needs (tokens per sample, hidden size, depth).
 
 Users: the LightningModule (only Lightning concerns are left there), the restorer, ``src.eval``,
@@ -192,6 +193,24 @@ class Backbone:
         return self.config.weights is not None
 
     @property
+    def supports_full_finetune(self) -> bool:
+        """Whether ``lora=none`` (every transformer weight trained, fp32 weights + grads + AdamW
+        state on one device) fits this model: the tiny models only; a 5B transformer needs a
+        sharded strategy (FSDP/DeepSpeed), which this platform does not have yet."""
+        return self.is_tiny
+
+    def check_finetune_mode(self, lora_cfg) -> None:
+        """Config time: refuse full fine-tuning (lora=none) of a model it does not fit."""
+        from src.models.lora import is_full_finetune
+
+        if is_full_finetune(lora_cfg) and not self.supports_full_finetune:
+            raise ConfigError(
+                f"lora=none (full fine-tuning) of {self.name} needs a sharded strategy (FSDP/DeepSpeed, "
+                "a later issue); use LoRA (lora=default / lora=attn_ff) or a tiny model (model=tiny / "
+                "model=tiny_wan)"
+            )
+
+    @property
     def source(self) -> str:
         """What the base weights are (recorded in LoRA exports and cache fingerprints)."""
         return str(self.config.weights or self.config.path)
@@ -223,6 +242,22 @@ class Backbone:
 
     def check_geometry(self, vae_config, transformer_config) -> None:
         raise NotImplementedError
+
+    def size_multiple(self, vae_config=None, transformer_config=None) -> int:
+        """Pixels per token side (VAE spatial factor x transformer patch): heights, widths and
+        curriculum crop sizes are multiples of it. From the architecture when not given."""
+        raise NotImplementedError
+
+    def check_stage_sizes(self, sizes) -> None:
+        """One ConfigError if the model cannot train at an r x r crop of a curriculum stage (the
+        family's geometry check at each size, before any weight loads)."""
+        arch = self.architecture()
+        for size in sizes:
+            stage = type(self)({**self.raw, "height": int(size), "width": int(size)})
+            try:
+                stage.check_geometry(arch["vae"], arch["transformer"])
+            except ConfigError as err:
+                raise ConfigError(f"curriculum stage {size}x{size}: {err}") from None
 
     def resolve_weights(self) -> Path:
         """The directory holding the diffusers layout: ``model.path`` itself when it is a
@@ -470,6 +505,30 @@ class Backbone:
         raise NotImplementedError
 
     # -- adapters ---------------------------------------------------------------------------------
+    def _export_metadata(self, extra: dict | None) -> dict:
+        """What an export records beside its weights: the model, geometry and this family's
+        positional-embedding choice, then ``extra`` (task, prompt, seed)."""
+        return {
+            "model": self.name,
+            "family": self.family,
+            "model_weights": self.source,
+            "frames": self.config.frames,
+            "height": self.config.height,
+            "width": self.config.width,
+            "positional_embedding": self.positional_embedding,
+            **(extra or {}),
+        }
+
+    def export_trained(self, transformer, run_dir: Path, lora_cfg: dict, extra: dict | None = None) -> Path:
+        """The end-of-run export of what training changed: ``<run_dir>/lora`` (a LoRA,
+        :meth:`export_lora`) or, for full fine-tuning (lora=none), ``<run_dir>/transformer``
+        (:meth:`export_transformer`). Returns the directory written."""
+        from src.models.lora import is_full_finetune
+
+        if is_full_finetune(lora_cfg):
+            return self.export_transformer(transformer, Path(run_dir) / "transformer", extra)
+        return self.export_lora(transformer, Path(run_dir) / "lora", lora_cfg, extra)
+
     def export_lora(self, transformer, directory: Path, lora_cfg: dict, extra: dict | None = None) -> Path:
         """A diffusers-format LoRA export that ``<family pipeline>.load_lora_weights`` reads, with
         the run's settings (and this family's positional-embedding choice) in lora_config.json."""
@@ -481,18 +540,24 @@ class Backbone:
             lora_cfg["rank"],
             lora_cfg["alpha"],
             list(lora_cfg["target_modules"]),
-            extra={
-                "model": self.name,
-                "family": self.family,
-                "model_weights": self.source,
-                "frames": self.config.frames,
-                "height": self.config.height,
-                "width": self.config.width,
-                "positional_embedding": self.positional_embedding,
-                **(extra or {}),
-            },
+            extra=self._export_metadata(extra),
             pipeline_class=self.pipeline_class,
         )
+
+    def export_transformer(self, transformer, directory: Path, extra: dict | None = None) -> Path:
+        """A fully fine-tuned transformer (lora=none): diffusers ``save_pretrained`` (safetensors;
+        ``<TransformerClass>.from_pretrained`` reads it) plus finetune_config.json with the
+        settings lora_config.json holds for a LoRA (no rank/alpha/target_modules; ``full: true``)."""
+        from src.models.lora import export_transformer
+
+        return export_transformer(transformer, directory, self._export_metadata(extra))
+
+    def load_transformer(self, transformer, directory: Path) -> dict:
+        """A :meth:`export_transformer` directory's weights into ``transformer`` (before
+        :meth:`bind`, which applies the positional-embedding policy). Returns finetune_config.json."""
+        from src.models.lora import load_exported_transformer
+
+        return load_exported_transformer(transformer, directory)
 
     def load_lora(self, pipeline, directory: Path) -> dict:
         """An export into a pipeline of this family exactly as training used it (adapter at scale

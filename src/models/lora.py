@@ -1,4 +1,6 @@
-"""peft LoRA adapters on a backbone's transformer: attach, count, export in diffusers format."""
+"""peft LoRA adapters on a backbone's transformer: attach, count, export in diffusers format; and
+full fine-tuning (``lora=none``, ``lora.full: true``): every transformer weight trains, exported
+as the whole transformer (diffusers ``save_pretrained``)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,29 @@ from pathlib import Path
 import torch
 
 
-def validate_lora_config(rank, alpha, target_modules, dropout=0.0) -> None:
-    """One clear message naming the lora.* setting; raises src.utils.cli.ConfigError."""
+def is_full_finetune(lora_cfg) -> bool:
+    """Whether a ``lora`` config asks for full fine-tuning (``lora=none``: ``full: true``) rather
+    than an adapter; configs without the key (older runs) are LoRA."""
+    return (lora_cfg or {}).get("full", False) is True
+
+
+def validate_lora_config(rank, alpha, target_modules, dropout=0.0, full=False) -> None:
+    """One clear message naming the lora.* setting; raises src.utils.cli.ConfigError. With
+    ``full`` (lora=none) no adapter is attached: rank/alpha/dropout 0 and no target modules."""
     from src.utils.cli import ConfigError, number
 
+    if not isinstance(full, bool):
+        raise ConfigError(f"lora.full={full} must be true (lora=none: full fine-tuning) or false (LoRA)")
+    if full:
+        adapter = {"rank": rank, "alpha": alpha, "dropout": dropout}
+        if any(value not in (0, None) for value in adapter.values()) or list(target_modules or []):
+            raise ConfigError(
+                "lora.full=true (lora=none: full fine-tuning) trains every transformer weight and attaches "
+                "no adapter, so lora.rank, lora.alpha and lora.dropout must be 0 and lora.target_modules "
+                f"empty; got {adapter} and target_modules={list(target_modules or [])}. Drop those "
+                "overrides, or use lora=default for LoRA"
+            )
+        return
     number(rank, "lora.rank", at_least=1)
     number(alpha, "lora.alpha", float, above=0)
     if not target_modules or isinstance(target_modules, str):
@@ -55,6 +76,17 @@ def add_lora(
             parameter.data = parameter.data.float()
             parameter.requires_grad_(True)
             trainable += parameter.numel()
+    return trainable
+
+
+def train_all_parameters(transformer: torch.nn.Module) -> int:
+    """Full fine-tuning (lora=none): every transformer parameter trainable and in fp32 (even when
+    the base runs in bf16). Returns the number of trainable parameters."""
+    trainable = 0
+    for parameter in transformer.parameters():
+        parameter.data = parameter.data.float()
+        parameter.requires_grad_(True)
+        trainable += parameter.numel()
     return trainable
 
 
@@ -147,4 +179,94 @@ def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progresto
     check_safetensors(directory / LORA_WEIGHTS_NAME)
     pipeline.load_lora_weights(str(directory), adapter_name=adapter_name)
     pipeline.set_adapters([adapter_name], [1.0])
+    return config
+
+
+# -- full fine-tuning (lora=none): the whole transformer ------------------------------------------
+FINETUNE_CONFIG_NAME = "finetune_config.json"  # beside the transformer's config.json and weights
+
+
+def export_transformer(transformer: torch.nn.Module, directory: Path, extra: dict | None = None) -> Path:
+    """The fine-tuned transformer as diffusers ``save_pretrained`` writes it (config.json and
+    safetensors weights, which ``<TransformerClass>.from_pretrained`` reads), plus
+    finetune_config.json: ``{"full": true}`` and ``extra`` (model, geometry, task, prompt, seed)."""
+    from src.utils.io import atomic_path
+
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(final) as directory:  # a crash never leaves a half export that looks complete
+        transformer.save_pretrained(str(directory), safe_serialization=True)
+        (directory / FINETUNE_CONFIG_NAME).write_text(
+            json.dumps({"full": True, **(extra or {})}, indent=2) + "\n"
+        )
+    return final
+
+
+def _transformer_weight_files(directory: Path) -> list[Path]:
+    return sorted(Path(directory).glob("*.safetensors"))  # one file, or the shards of a large model
+
+
+def check_transformer_export(directory: Path) -> None:
+    """An :func:`export_transformer` directory whose weight files are readable and complete
+    (headers only), or one CheckpointError naming it, before any model loads."""
+    from safetensors import safe_open
+
+    from src.models.restorer import CheckpointError
+
+    directory = Path(directory)
+    files = _transformer_weight_files(directory)
+    if not files:
+        raise CheckpointError(
+            f"{directory} holds no *.safetensors weights: the transformer export is incomplete; export it "
+            "again, or pass the run's checkpoints/last.ckpt as ckpt= instead"
+        )
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file
+            raise CheckpointError(
+                f"{path} cannot be read ({type(err).__name__}): the transformer weights are truncated or "
+                "damaged; export them again, or pass the run's checkpoints/last.ckpt as ckpt= instead"
+            ) from None
+
+
+def load_transformer_state(transformer: torch.nn.Module, state: dict, source) -> None:
+    """Every tensor of a fine-tuned transformer's ``state`` into ``transformer`` (cast to its
+    dtype), or one CheckpointError naming ``source`` when they do not fit."""
+    from src.models.restorer import CheckpointError
+
+    try:
+        missing, unexpected = transformer.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch
+        raise CheckpointError(
+            f"{source} does not fit this model ({str(err).splitlines()[-1].strip()[:200]})"
+        ) from None
+    if unexpected:
+        raise CheckpointError(
+            f"{source} does not fit this model: unexpected tensors {sorted(unexpected)[:3]}"
+        )
+    if missing:
+        raise CheckpointError(f"{source} lacks transformer tensors {sorted(missing)[:3]} of this model")
+
+
+def load_exported_transformer(transformer: torch.nn.Module, directory: Path) -> dict:
+    """The weights of an :func:`export_transformer` directory into ``transformer`` (the base's,
+    replaced entirely). Returns the export's finetune_config.json."""
+    from safetensors.torch import load_file
+
+    from src.models.restorer import CheckpointError, read_json_file
+
+    directory = Path(directory)
+    config_file = directory / FINETUNE_CONFIG_NAME
+    if not config_file.is_file():
+        raise CheckpointError(
+            f"{directory} is not a full fine-tuning export of this platform (no {FINETUNE_CONFIG_NAME})"
+        )
+    config = read_json_file(config_file, "the transformer export's settings")
+    check_transformer_export(directory)
+    state: dict[str, torch.Tensor] = {}
+    for path in _transformer_weight_files(directory):
+        state.update(load_file(str(path)))
+    load_transformer_state(transformer, state, directory)
     return config

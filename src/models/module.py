@@ -1,4 +1,5 @@
-"""LightningModule: LoRA fine-tuning of an image-to-video backbone on progression clips.
+"""LightningModule: LoRA fine-tuning of an image-to-video backbone on progression clips (or, with
+``lora=none``, full fine-tuning of its transformer; tiny models only).
 
 Only Lightning concerns live here: the optimiser and schedule, the training step's logging, the
 validation loop and its metrics, adapter-only checkpoints. Everything about the model -- loading,
@@ -20,7 +21,7 @@ import torch
 from src.metrics import frame_psnr_ssim
 from src.metrics.image import mean_colour_error
 from src.models.family import build_backbone
-from src.models.lora import add_lora, count_parameters
+from src.models.lora import add_lora, count_parameters, is_full_finetune, train_all_parameters
 from src.utils.cli import HardwareError
 from src.utils.frames import to_uint8_images
 from src.utils.seeding import stable_seed
@@ -57,25 +58,30 @@ class ProgressiveI2VModule(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "components"])
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.lora_cfg, self.seed = dict(lora), int(seed)
+        self.full_finetune = is_full_finetune(self.lora_cfg)  # lora=none: no adapter, all weights train
         self.backbone = build_backbone(model)
+        self.backbone.check_finetune_mode(self.lora_cfg)  # before any weight loads
         components = components or self.backbone.load()
         # registered here (Lightning moves them, checkpoints name them transformer.*); the
         # backbone keeps references to the same modules
         self.vae = components.vae.eval().requires_grad_(False)
         self.text_encoder = components.text_encoder.eval().requires_grad_(False)
         self.transformer = components.transformer.requires_grad_(False)
-        self.trainable_parameters = add_lora(
-            self.transformer,
-            lora["rank"],
-            lora["alpha"],
-            lora["target_modules"],
-            lora.get("dropout", 0.0),
-            lora.get("init", True),
-        )
+        if self.full_finetune:
+            self.trainable_parameters = train_all_parameters(self.transformer)
+        else:
+            self.trainable_parameters = add_lora(
+                self.transformer,
+                lora["rank"],
+                lora["alpha"],
+                lora["target_modules"],
+                lora.get("dropout", 0.0),
+                lora.get("init", True),
+            )
         if self.backbone.config.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         self.backbone.bind(components)
-        self.strict_loading = False  # checkpoints hold only the adapter
+        self.strict_loading = False  # checkpoints hold only the adapter (or, lora=none, the transformer)
         self.last_frame_metrics: dict | None = None
         self._val_sums: dict = {}
         self.val_samples: list = []
@@ -125,6 +131,8 @@ class ProgressiveI2VModule(L.LightningModule):
         loss = self.backbone.training_loss(batch, self._generator("train", self.global_step))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
+        if "category" in batch:  # paired data: the crop size of the resolution curriculum's stage
+            self.log("train/crop_size", float(batch["frames"].shape[-1]), batch_size=batch_size)
         return loss
 
     def configure_optimizers(self):
@@ -140,9 +148,28 @@ class ProgressiveI2VModule(L.LightningModule):
             "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "interval": "step"},
         }
 
+    def _checkpointed(self, key: str) -> bool:
+        """Adapter-only: the frozen base comes from model.weights and is never duplicated; with
+        full fine-tuning the whole transformer (the VAE and text encoder stay frozen: not saved)."""
+        return key.startswith("transformer.") if self.full_finetune else "lora_" in key
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Adapter-only: the frozen base comes from model.weights and is never duplicated.
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_" in k}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if self._checkpointed(k)
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # strict_loading is off (the frozen parts are absent), so check what must be there
+        if self.full_finetune:
+            from src.models.restorer import CheckpointError
+
+            expected = {f"transformer.{k}" for k in self.transformer.state_dict()}
+            missing = sorted(expected - set(checkpoint.get("state_dict") or {}))
+            if missing:
+                raise CheckpointError(
+                    f"this checkpoint lacks {len(missing)} transformer tensors of a full fine-tuning run "
+                    f"(e.g. {missing[:3]}): it is not a lora=none checkpoint of this model"
+                )
 
     # -- validation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,6 +245,11 @@ class ProgressiveI2VModule(L.LightningModule):
         ):
             sums["colour"].append(mean_colour_error(video, degraded))
         sums["n"] += frames.shape[0]
+        for i, category in enumerate(batch.get("category") or []):  # all-in-one: last frame per category
+            entry = sums.setdefault("categories", {}).setdefault(category, [0.0, 0.0, 0])
+            entry[0] += float(psnr[i, -1])
+            entry[1] += float(ssim[i, -1])
+            entry[2] += 1
         if len(self.val_samples) < 4:
             for i in range(min(frames.shape[0], 4 - len(self.val_samples))):
                 self.val_samples.append(
@@ -245,6 +277,9 @@ class ProgressiveI2VModule(L.LightningModule):
         self.log("val/psnr_last", psnr[-1], prog_bar=True, sync_dist=True)
         self.log("val/ssim_last", ssim[-1], sync_dist=True)
         self.log("val/first_frame_colour_error", sum(self._val_sums["colour"]) / n, sync_dist=True)
+        for category, (psnr_sum, ssim_sum, count) in sorted(self._val_sums.get("categories", {}).items()):
+            self.log(f"val/category/{category}/psnr_last", psnr_sum / count, sync_dist=True)
+            self.log(f"val/category/{category}/ssim_last", ssim_sum / count, sync_dist=True)
         from src.metrics import frame_metrics
 
         # the schema's one owner (src/metrics/frame_metrics.py) derives frames and the means

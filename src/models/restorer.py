@@ -1,5 +1,6 @@
 """Inference from a trained adapter: load a run dir, a LoRA export or a Lightning checkpoint onto
-its base model, and restore images of any size into 9-frame trajectories.
+its base model (or, for a full fine-tuning run, lora=none, its fine-tuned transformer in place of
+the base's), and restore images of any size into 9-frame trajectories.
 
 Two ways to fit an image of any size to the model's native resolution (H, W):
 
@@ -43,6 +44,7 @@ HARD_RESUME_FIELDS = (
     "lora.rank",
     "lora.alpha",
     "lora.target_modules",
+    "lora.full",  # lora=none (the whole transformer) vs an adapter
     "model.frames",
     "model.height",
     "model.width",
@@ -79,11 +81,25 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
             "checkpoint of this platform, and was not loaded; use another one or train again"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not any("lora_" in str(k) for k in state):
+    if not isinstance(state, dict) or not (
+        any("lora_" in str(k) for k in state)
+        or (is_full_checkpoint(checkpoint) and any(str(k).startswith("transformer.") for k in state))
+    ):
         raise CheckpointError(
-            f"checkpoint {path} holds no LoRA adapter: it is not a checkpoint of this platform"
+            f"checkpoint {path} holds no LoRA adapter (nor, for lora=none, transformer weights): it is not "
+            "a checkpoint of this platform"
         )
     return checkpoint
+
+
+def is_full_checkpoint(checkpoint: dict) -> bool:
+    """A Lightning checkpoint of a full fine-tuning run (lora=none: its hyperparameters say
+    ``lora.full: true``; it holds the whole transformer, not an adapter)."""
+    from src.models.lora import is_full_finetune
+
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    lora = hparams.get("lora") if isinstance(hparams, dict) else None
+    return is_full_finetune(lora) if isinstance(lora, dict) else False
 
 
 def _field(hparams: dict, dotted: str):
@@ -120,18 +136,33 @@ def check_resume(checkpoint: dict, path: str | Path, run: dict, allow_mismatch: 
 
 @dataclass
 class CheckpointInfo:
-    """Where an adapter lives and what it was trained for (from ``lora_config.json``)."""
+    """Where an adapter (or a fully fine-tuned transformer) lives and what it was trained for
+    (from ``lora_config.json`` / ``finetune_config.json``)."""
 
     lora_dir: Path | None  # diffusers-format export (run_dir/lora) or None for a .ckpt
     run_dir: Path | None
     lightning_ckpt: Path | None
     config: dict  # lora_config.json: r, lora_alpha, target_modules, task, prompt, model, geometry
     overrides: list[str] = field(default_factory=list)  # the run's Hydra overrides
+    transformer_dir: Path | None = None  # lora=none: save_pretrained export (run_dir/transformer)
+
+    @property
+    def full(self) -> bool:
+        """Full fine-tuning (lora=none): the whole transformer, not an adapter."""
+        return self.config.get("full") is True
+
+    @property
+    def source(self) -> Path | None:
+        """The file or directory the trained weights come from."""
+        return self.lightning_ckpt or self.lora_dir or self.transformer_dir
 
 
 def resolve_checkpoint(ckpt: str | Path) -> CheckpointInfo:
-    """A run dir (holding ``lora/``), a LoRA export dir (holding ``lora_config.json``) or a
-    Lightning ``.ckpt`` inside ``<run_dir>/checkpoints/``."""
+    """A run dir (holding ``lora/``, or ``transformer/`` for lora=none), a LoRA export dir
+    (holding ``lora_config.json``), a full fine-tuning export dir (holding
+    ``finetune_config.json``) or a Lightning ``.ckpt`` inside ``<run_dir>/checkpoints/``."""
+    from src.models.lora import FINETUNE_CONFIG_NAME
+
     if ckpt in (None, "", "???"):
         raise CheckpointError("ckpt= is required: a training run dir, its lora/ dir, or a .ckpt file")
     path = Path(str(ckpt)).expanduser()
@@ -141,16 +172,24 @@ def resolve_checkpoint(ckpt: str | Path) -> CheckpointInfo:
     if path.is_file():
         if path.suffix != ".ckpt":
             raise CheckpointError(f"{path} is neither a run dir, a LoRA dir nor a Lightning .ckpt file")
-        read_lightning_checkpoint(path)  # readable and an adapter of this platform, before a model loads
+        # readable and an adapter (or transformer) of this platform, before a model loads
+        checkpoint = read_lightning_checkpoint(path)
         lightning_ckpt, run_dir, lora_dir = path, path.parent.parent, path.parent.parent / "lora"
+        if is_full_checkpoint(checkpoint):
+            return _resolved_full(run_dir / "transformer", run_dir, lightning_ckpt)
     elif (path / "lora_config.json").is_file():
         lora_dir, run_dir = path, path.parent if (path.parent / ".hydra").is_dir() else None
+    elif (path / FINETUNE_CONFIG_NAME).is_file():
+        return _resolved_full(path, path.parent if (path.parent / ".hydra").is_dir() else None, None)
     elif (path / "lora" / "lora_config.json").is_file():
         lora_dir, run_dir = path / "lora", path
+    elif (path / "transformer" / FINETUNE_CONFIG_NAME).is_file():
+        return _resolved_full(path / "transformer", path, None)
     else:
         raise CheckpointError(
-            f"{path} holds no LoRA export (no lora_config.json in it or in {path / 'lora'}); "
-            "pass a training run dir, its lora/ dir or a checkpoints/*.ckpt file"
+            f"{path} holds no LoRA export (no lora_config.json in it or in {path / 'lora'}) and no "
+            f"fine-tuned transformer (no {FINETUNE_CONFIG_NAME} in it or in {path / 'transformer'}); "
+            "pass a training run dir, its lora/ or transformer/ dir or a checkpoints/*.ckpt file"
         )
     config_file = lora_dir / "lora_config.json"
     if lightning_ckpt is None:
@@ -163,28 +202,70 @@ def resolve_checkpoint(ckpt: str | Path) -> CheckpointInfo:
         config = _config_from_run(run_dir)
     else:  # pragma: no cover - guarded above
         raise CheckpointError(f"no lora_config.json in {lora_dir}")
-    overrides = []
-    if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
-        from omegaconf import OmegaConf
-
-        overrides = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
     return CheckpointInfo(
         lora_dir=None if lightning_ckpt else lora_dir,
         run_dir=run_dir,
         lightning_ckpt=lightning_ckpt,
         config=config,
-        overrides=overrides,
+        overrides=_run_overrides(run_dir),
+    )
+
+
+def _run_overrides(run_dir: Path | None) -> list[str]:
+    """The run's Hydra overrides (``.hydra/overrides.yaml``); none when it has no such file."""
+    if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
+        from omegaconf import OmegaConf
+
+        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    return []
+
+
+def _resolved_full(
+    transformer_dir: Path, run_dir: Path | None, lightning_ckpt: Path | None
+) -> CheckpointInfo:
+    """A full fine-tuning run's weights (lora=none): its ``transformer/`` export, or its Lightning
+    checkpoint (settings from the export's finetune_config.json, else the run's saved config)."""
+    from src.models.lora import FINETUNE_CONFIG_NAME, check_transformer_export
+
+    config_file = transformer_dir / FINETUNE_CONFIG_NAME
+    if lightning_ckpt is None:
+        check_transformer_export(transformer_dir)  # complete, before a model loads
+    if config_file.is_file():
+        config = read_json_file(config_file, "the transformer export's settings")
+    else:
+        config = _config_from_run(run_dir)
+    if config.get("full") is not True:
+        raise CheckpointError(f"{config_file} does not say full: true: it is not a lora=none export")
+    return CheckpointInfo(
+        lora_dir=None,
+        run_dir=run_dir,
+        lightning_ckpt=lightning_ckpt,
+        config=config,
+        overrides=_run_overrides(run_dir),
+        transformer_dir=None if lightning_ckpt else transformer_dir,
     )
 
 
 def _config_from_run(run_dir: Path) -> dict:
-    """lora_config.json's fields from a run's saved Hydra config (a run killed before export)."""
+    """lora_config.json's (or finetune_config.json's) fields from a run's saved Hydra config (a run
+    killed before export)."""
     from omegaconf import OmegaConf
 
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise CheckpointError(f"{run_dir} has neither lora/lora_config.json nor .hydra/config.yaml")
     cfg = OmegaConf.load(saved)
+    if cfg.lora.get("full", False) is True:  # lora=none: finetune_config.json's fields
+        return {
+            "full": True,
+            "task": str(cfg.task.name),
+            "prompt": str(cfg.prompt.mode),
+            "model": str(cfg.model.name),
+            "frames": int(cfg.model.frames),
+            "height": int(cfg.model.height),
+            "width": int(cfg.model.width),
+            "seed": int(cfg.seed),
+        }
     return {
         "r": int(cfg.lora.rank),
         "lora_alpha": float(cfg.lora.alpha),
@@ -277,7 +358,7 @@ class Restorer:
             "width": self.width,
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": self.guidance_scale,
-            "checkpoint": str(self.info.lightning_ckpt or self.info.lora_dir),
+            "checkpoint": str(self.info.source),
         }
 
     def prompt(self, caption: str | None = None) -> str:
@@ -366,6 +447,20 @@ class Restorer:
         return frames, {"mode": "tiled", "tiles": len(boxes), "overlap": overlap}
 
 
+def restore_chained(
+    restorers: list[Restorer], image_hwc: np.ndarray, caption: str | None, seed: int, **kwargs
+):
+    """[(frames, info)] of each restorer in turn: the first restores the image, each next one
+    (V-Bridge's drift correction, arXiv 2603.13089 sec. 3.4) the previous one's last frame, with
+    its own prompt. The chain's output is the last restorer's last frame."""
+    results, current = [], image_hwc
+    for restorer in restorers:
+        frames, info = restorer.restore(current, restorer.prompt(caption), seed, **kwargs)
+        results.append((frames, info))
+        current = frames[-1]
+    return results
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``length`` (>= tile) with at least
     ``overlap`` pixels shared by neighbours, spread evenly, first at 0 and last at length - tile."""
@@ -415,11 +510,23 @@ def _load_lightning_adapter(transformer, ckpt: Path) -> None:
         raise CheckpointError(f"{ckpt} lacks LoRA tensors {lora_missing[:3]} of this model")
 
 
+def _load_lightning_transformer(transformer, ckpt: Path) -> None:
+    """The transformer tensors of a full fine-tuning (lora=none) Lightning checkpoint, all of them."""
+    from src.models.lora import load_transformer_state
+
+    state = read_lightning_checkpoint(ckpt)["state_dict"]
+    prefix = "transformer."
+    load_transformer_state(
+        transformer, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, ckpt
+    )
+
+
 def load_restorer(
     ckpt: str | Path | CheckpointInfo, overrides: list[str] | None = None, device: str = "auto"
 ) -> Restorer:
     """A :class:`Restorer` for a checkpoint (a path, or what :func:`resolve_checkpoint` made of
-    one). ``overrides`` are training-config overrides (e.g.
+    one): a LoRA onto the base weights or, for a full fine-tuning run (lora=none), the fine-tuned
+    transformer's weights in place of the base's. ``overrides`` are training-config overrides (e.g.
     ``task=sr``, ``prompt=uniform``, ``model.sampling.num_inference_steps=10``, ``model.path=...``)."""
     from omegaconf import OmegaConf
 
@@ -434,14 +541,15 @@ def load_restorer(
     trained_model = info.config.get("model")
     if trained_model and trained_model != model_cfg["name"]:
         raise CheckpointError(
-            f"the adapter in {info.lora_dir or info.lightning_ckpt} was trained on model "
+            f"the {'transformer' if info.full else 'adapter'} in {info.lora_dir or info.source} was trained on model "
             f"{trained_model}, not {model_cfg['name']}; drop the model override"
         )
     geometry = (info.config.get("frames"), info.config.get("height"), info.config.get("width"))
     if all(geometry):
         model_cfg["frames"], model_cfg["height"], model_cfg["width"] = (int(v) for v in geometry)
     exported_mode = info.config.get("positional_embedding")
-    if info.lora_dir is not None and exported_mode in recipe.POSITIONAL_EMBEDDING_MODES:
+    exported = info.lora_dir is not None or info.transformer_dir is not None
+    if exported and exported_mode in recipe.POSITIONAL_EMBEDDING_MODES:
         model_cfg["positional_embedding"] = exported_mode  # the export's choice, as trained
     backbone = build_backbone(model_cfg)
     if not backbone.is_tiny:
@@ -451,7 +559,13 @@ def load_restorer(
     if device not in ("auto", None):
         target = torch.device(device)
     try:
-        if info.lightning_ckpt is not None:
+        if info.full:  # lora=none: the fine-tuned transformer replaces the base's weights
+            if info.lightning_ckpt is not None:
+                _load_lightning_transformer(components.transformer, info.lightning_ckpt)
+            else:
+                backbone.load_transformer(components.transformer, info.transformer_dir)
+            backbone.bind(components, cache=False)  # applies model.positional_embedding
+        elif info.lightning_ckpt is not None:
             add_lora(
                 components.transformer,
                 int(info.config["r"]),
@@ -467,7 +581,8 @@ def load_restorer(
         raise
     except (RuntimeError, ValueError, KeyError) as err:
         raise CheckpointError(
-            f"the adapter in {info.lora_dir or info.lightning_ckpt} does not fit model {model_cfg['name']} "
+            f"the {'transformer' if info.full else 'adapter'} in {info.lora_dir or info.source} does not fit "
+            f"model {model_cfg['name']} "
             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
         ) from None
     pipeline = backbone.pipeline
@@ -477,8 +592,9 @@ def load_restorer(
     pipeline.text_encoder.eval()
     prompt_mode = str(cfg.prompt.mode)
     log.info(
-        "restorer: %s adapter (task %s, prompt %s) on %s",
+        "restorer: %s %s (task %s, prompt %s) on %s",
         model_cfg["name"],
+        "fine-tuned transformer" if info.full else "adapter",
         task_cfg["name"],
         prompt_mode,
         target,

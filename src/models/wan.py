@@ -638,6 +638,12 @@ class WanTI2V(Backbone):
             return read_tiny_architecture(self.config.weights)
         return self.published_or_local_architecture()
 
+    def size_multiple(self, vae_config=None, transformer_config=None) -> int:
+        if vae_config is None:
+            arch = self.architecture()
+            vae_config, transformer_config = arch["vae"], arch["transformer"]
+        return spatial_multiple(vae_config, transformer_config)
+
     def check_geometry(self, vae_config, transformer_config) -> None:
         frames, height, width = self.geometry
         _check_geometry(frames, height, width, vae_config, transformer_config, self.name)

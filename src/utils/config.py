@@ -22,13 +22,21 @@ def wandb_offline() -> bool:
     return os.environ.get("WANDB_MODE", "").lower() != "online"
 
 
+def lora_tag(rank, full=False) -> str:
+    """The run-name part of a ``lora`` config: ``r<rank>`` (LoRA), ``full`` (lora=none)."""
+    return "full" if full is True else f"r{rank}"
+
+
 def register_resolvers() -> None:
     """``${project_root:}`` -> the repository root, so outputs land in <repo>/outputs from any cwd;
-    ``${wandb_offline:}`` -> see :func:`wandb_offline`."""
+    ``${wandb_offline:}`` -> see :func:`wandb_offline`; ``${lora_tag:rank,full}`` -> see
+    :func:`lora_tag`."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("lora_tag"):
+        OmegaConf.register_new_resolver("lora_tag", lora_tag)
 
 
 register_resolvers()

@@ -1,0 +1,212 @@
+"""Benchmark of V-Bridge on CPU (`make bench-vbridge`): experiment=vbridge_tiny end to end, plus
+its two ablations, evaluated per category on held-out photographs (Set5: never trained on).
+
+    python -m src.benchmarks.vbridge [--skip-ablations] [extra train overrides ...]
+
+Runs (each resumable: a run dir that already holds its frame_metrics.json is reused):
+
+1. stage 1: ``python -m src.train experiment=vbridge_tiny`` (curriculum 32 -> 48 -> 64, 9 frames);
+2. stage 2: ``python -m src.train experiment=vbridge_tiny_drift drift.stage1=<1>`` (stage-1 outputs
+   on its 700 training pairs, then the correction adapter on 5-frame sequences);
+3. ``python -m src.eval ckpt=<1> drift=<2> data=allinone degradation=allinone
+   metrics.ssim_y_channel=true``: every category on Set5, stage 1 and stage 1 + correction;
+4. ablation ``curriculum=none`` (every step at 64 px; same steps, batch and data) + eval;
+5. ablation ``model.frames=5`` (curriculum on) + eval.
+
+The preset's wall time is 1 + 2 + 3 (process start to exit). Acceptance (issue 14): the last frame
+beats the degraded input in PSNR and SSIM in every category; drift correction raises mean PSNR
+over stage 1; the preset takes under 30 minutes. Writes experiments/benchmarks/vbridge_tiny.{json,md}
+and vbridge_tiny_categories.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from src.benchmarks.data_builder import machine_info
+from src.benchmarks.train_default import run
+from src.utils.config import PROJECT_ROOT
+
+OUT = PROJECT_ROOT / "experiments" / "benchmarks"
+RUNS = PROJECT_ROOT / "outputs" / "bench_vbridge"
+EVAL = ["data=allinone", "degradation=allinone", "metrics.ssim_y_channel=true", "wandb=false", "samples=14"]
+
+
+def train(name: str, overrides: list[str]) -> tuple[Path, float | None]:
+    """(run dir, minutes or None when reused)."""
+    run_dir = RUNS / name
+    if (run_dir / "frame_metrics.json").is_file() and (run_dir / "run_summary.json").is_file():
+        return run_dir, None
+    minutes = run([sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"])
+    return run_dir, minutes
+
+
+def evaluate(name: str, ckpt: Path, drift: Path | None = None) -> tuple[dict, float | None]:
+    out = RUNS / f"eval_{name}"
+    if not (out / "frame_metrics.json").is_file():
+        extra = [f"drift={drift}"] if drift else []
+        minutes = run(
+            [sys.executable, "-m", "src.eval", f"ckpt={ckpt}", *extra, *EVAL, f"hydra.run.dir={out}"]
+        )
+    else:
+        minutes = None
+    return json.loads((out / "frame_metrics.json").read_text()), minutes
+
+
+def summary(metrics: dict) -> dict:
+    from src.metrics.frame_metrics import summarize_categories
+
+    return summarize_categories(metrics["categories"])
+
+
+def acceptance(metrics: dict, preset_minutes: float | None) -> dict:
+    cats = metrics["categories"]
+    s = summary(metrics)
+    checks = {
+        "last_frame_psnr_beats_input_every_category": all(
+            c["last"]["psnr"] > c["input"]["psnr"] for c in cats.values()
+        ),
+        "last_frame_ssim_beats_input_every_category": all(
+            c["last"]["ssim"] > c["input"]["ssim"] for c in cats.values()
+        ),
+        "drift_raises_mean_psnr": s["mean_drift_last_psnr"] is not None
+        and s["mean_drift_last_psnr"] > s["mean_last_psnr"],
+        "preset_under_30_minutes": preset_minutes is not None and preset_minutes < 30.0,
+    }
+    checks["categories_failing_psnr"] = sorted(
+        k for k, c in cats.items() if c["last"]["psnr"] <= c["input"]["psnr"]
+    )
+    checks["categories_failing_ssim"] = sorted(
+        k for k, c in cats.items() if c["last"]["ssim"] <= c["input"]["ssim"]
+    )
+    checks["all"] = all(v for k, v in checks.items() if not k.startswith("categories_"))
+    return checks
+
+
+def _f(value, digits=2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render(record: dict) -> str:
+    m = record["preset"]["eval"]
+    lines = [
+        "# V-Bridge on CPU: experiment=vbridge_tiny (tiny Wan2.2 TI2V, 14 synthetic categories)",
+        "",
+        f"Measured {record['machine']['date']} on {record['machine']['cores']} cores ({record['machine']['cpu']}).",
+        f"Held-out photographs: {record['held_out']} ({m['n_images']} pairs: every photo x every category).",
+        "PSNR on RGB, SSIM on Y (FoundIR's convention), LPIPS(alex); last frame of each trajectory.",
+        "",
+        "## Per category: degraded input, classical baseline, stage 1, stage 1 + drift correction",
+        "",
+        "| category | input PSNR | input SSIM | baseline | PSNR | SSIM | stage 1 PSNR | stage 1 SSIM | + drift PSNR | + drift SSIM | drift gain dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in m["categories"].items():
+        drift = c.get("drift", {}).get("last", {})
+        gain = None if drift.get("psnr") is None else drift["psnr"] - c["last"]["psnr"]
+        lines.append(
+            f"| {name} | {_f(c['input']['psnr'])} | {_f(c['input']['ssim'], 4)} | {c['baseline']['name']} | "
+            f"{_f(c['baseline']['psnr'])} | {_f(c['baseline']['ssim'], 4)} | {_f(c['last']['psnr'])} | "
+            f"{_f(c['last']['ssim'], 4)} | {_f(drift.get('psnr'))} | {_f(drift.get('ssim'), 4)} | {_f(gain)} |"
+        )
+    s = record["preset"]["summary"]
+    lines += [
+        f"| **mean** | {_f(s['mean_input_psnr'])} | {_f(s['mean_input_ssim'], 4)} | | | | {_f(s['mean_last_psnr'])} | "
+        f"{_f(s['mean_last_ssim'], 4)} | {_f(s['mean_drift_last_psnr'])} | | "
+        f"{_f(None if s['mean_drift_last_psnr'] is None else s['mean_drift_last_psnr'] - s['mean_last_psnr'])} |",
+        "",
+        "## Timings (process start to exit)",
+        "",
+        "| step | minutes |",
+        "|---|---|",
+    ]
+    for key, value in record["preset"]["minutes"].items():
+        lines.append(f"| {key} | {_f(value)} |")
+    lines += ["", "## Ablations (stage 1 only, same data, steps and batch)", ""]
+    lines += [
+        "| run | curriculum | frames | train minutes | mean PSNR | mean SSIM | categories beating input (PSNR) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in record["ablations"]:
+        lines.append(
+            f"| {row['name']} | {row['curriculum']} | {row['frames']} | {_f(row['train_minutes'])} | "
+            f"{_f(row['summary']['mean_last_psnr'])} | {_f(row['summary']['mean_last_ssim'], 4)} | "
+            f"{row['summary']['categories_beating_input_psnr']}/{row['summary']['n_categories']} |"
+        )
+    lines += ["", "## Acceptance", ""] + [f"- {k}: {v}" for k, v in record["acceptance"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-ablations", action="store_true")
+    args, extra = parser.parse_known_args(argv)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    stage1, t1 = train("stage1", ["experiment=vbridge_tiny", *extra])
+    stage2, t2 = train("stage2", ["experiment=vbridge_tiny_drift", f"drift.stage1={stage1}", *extra])
+    metrics, t3 = evaluate("preset", stage1, stage2)
+    minutes = {"stage 1 train": t1, "stage 2 (outputs + train)": t2, "eval (both stages)": t3}
+    preset = None if None in minutes.values() else sum(minutes.values())
+    minutes["preset total"] = preset
+    record = {
+        "machine": machine_info(),
+        "held_out": metrics["settings"]["data"].get("source_dir") or "set5 (../shared/data/set5)",
+        "preset": {
+            "commands": [
+                "python -m src.train experiment=vbridge_tiny",
+                "python -m src.train experiment=vbridge_tiny_drift drift.stage1=<stage 1>",
+                f"python -m src.eval ckpt=<stage 1> drift=<stage 2> {' '.join(EVAL)}",
+            ],
+            "runs": [str(stage1), str(stage2)],
+            "minutes": minutes,
+            "eval": metrics,
+            "summary": summary(metrics),
+        },
+        "ablations": [],
+    }
+    stage1_summary = json.loads((stage1 / "run_summary.json").read_text())
+    rows = [("vbridge_tiny (curriculum, 9 frames)", "vbridge", 9, stage1, t1, metrics)]
+    if not args.skip_ablations:
+        for name, overrides, curriculum, frames in (
+            ("no_curriculum", ["curriculum=none"], "none", 9),
+            ("frames5", ["model.frames=5"], "vbridge", 5),
+        ):
+            run_dir, minutes_ = train(name, ["experiment=vbridge_tiny", *overrides, *extra])
+            evaluation, _ = evaluate(name, run_dir)
+            rows.append((name, curriculum, frames, run_dir, minutes_, evaluation))
+    for name, curriculum, frames, run_dir, minutes_, evaluation in rows:
+        trained = json.loads((run_dir / "run_summary.json").read_text())
+        record["ablations"].append(
+            {
+                "name": name,
+                "curriculum": curriculum,
+                "frames": frames,
+                "run": str(run_dir),
+                "train_minutes": minutes_ if minutes_ is not None else trained.get("minutes"),
+                "summary": summary(evaluation),
+                "categories": {
+                    k: {"psnr": c["last"]["psnr"], "ssim": c["last"]["ssim"]}
+                    for k, c in evaluation["categories"].items()
+                },
+            }
+        )
+    record["stage1_global_step"] = stage1_summary["global_step"]
+    record["acceptance"] = acceptance(metrics, preset)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "vbridge_tiny.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (OUT / "vbridge_tiny.md").write_text(render(record))
+    try:
+        from src.report import plot_categories
+
+        plot_categories(metrics, OUT / "vbridge_tiny_categories.png", title="vbridge_tiny on Set5")
+    except ImportError:  # pragma: no cover - the report's chart is optional here
+        pass
+    print(render(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
