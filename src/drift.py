@@ -137,7 +137,7 @@ def build_correction_pairs(
             to_float_tensor(firsts).to(device_), texts, generators, use_cache=False
         )
         lasts = to_uint8_images(video[:, -1].cpu())
-        for (pair, lq, hq, lq_path, gt_path), last in zip(batch, lasts, strict=True):
+        for (_pair, _lq, hq, lq_path, gt_path), last in zip(batch, lasts, strict=True):
             _write_png(gt_path, hq)
             _write_png(lq_path, resize_uint8(last, *hq.shape[:2]))
     count = done + len(todo)

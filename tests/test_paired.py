@@ -288,3 +288,39 @@ def test_drift_chain_trains_on_stage1_outputs_and_chains_in_restore_and_eval(pai
     assert metrics["settings"]["metric_conventions"]["ssim_y_channel"] is True
     overall = np.mean([e["last"]["psnr"] for e in metrics["categories"].values()])
     assert abs(overall - metrics["psnr"][-1]) < 1e-6  # equal-sized categories: the means agree
+
+
+def test_per_category_records_average_each_category_alone():
+    """src.eval's ``categories``: per-frame means, last frame, input, baseline and drift of the
+    images of each category only (hand-computed)."""
+    from types import SimpleNamespace
+
+    from src.eval import aggregate
+    from src.metrics.frame_metrics import summarize_categories
+
+    def scores(*psnrs):
+        return [{"psnr": p, "ssim": p / 100, "lpips": None} for p in psnrs]
+
+    def record(category, frames, drift, given):
+        return {
+            "key": f"{category}/x", "category": category, "frames": scores(*frames), "drift": scores(*drift),
+            "input": scores(given)[0], "baseline": {"name": "b", **scores(given + 1)[0]},
+            "first_frame_colour_error": 0.0,
+        }
+
+    per_image = [
+        record("haze", [10, 12, 14], [14, 15], 11),
+        record("haze", [12, 14, 18], [18, 21], 13),
+        record("noise", [20, 20, 20], [20, 19], 22),
+    ]
+    restorer = SimpleNamespace(task="allinone", prompt_mode="uniform")
+    metrics = aggregate(per_image, restorer, "allinone", has_lpips=False)
+    haze, noise = metrics["categories"]["haze"], metrics["categories"]["noise"]
+    assert haze["n_images"] == 2 and haze["psnr"] == [11, 13, 16] and haze["last"]["psnr"] == 16
+    assert haze["input"]["psnr"] == 12 and haze["baseline"]["psnr"] == 13
+    assert haze["drift"]["psnr"] == [16, 18] and haze["drift"]["last"]["psnr"] == 18 and haze["lpips"] is None
+    assert noise["last"]["psnr"] == 20 and noise["input"]["psnr"] == 22
+    assert metrics["psnr"][-1] == pytest.approx((14 + 18 + 20) / 3)  # over images, not categories
+    summary = summarize_categories(metrics["categories"])
+    assert summary["mean_last_psnr"] == pytest.approx(18) and summary["mean_drift_last_psnr"] == pytest.approx(18.5)
+    assert summary["categories_beating_input_psnr"] == 1 and summary["n_categories"] == 2
