@@ -265,7 +265,8 @@ def test_drift_chain_trains_on_stage1_outputs_and_chains_in_restore_and_eval(pai
     )
     assert result.returncode == 0, result.stdout[-3000:]
     record = json.loads((out / "in" / "restore.json").read_text())
-    assert record["stage1_frames"] == 9 and record["frames"] == 13
+    assert record["stage1_frames"] == 9 and len(list((out / "in" / "frames").glob("*.png"))) == 13
+    assert record["drift"]["checkpoint"].startswith(str(stage2))
     # eval: stage 1 and stage 1 + correction side by side, per category
     result = run_module(
         "src.eval",
@@ -303,8 +304,12 @@ def test_per_category_records_average_each_category_alone():
 
     def record(category, frames, drift, given):
         return {
-            "key": f"{category}/x", "category": category, "frames": scores(*frames), "drift": scores(*drift),
-            "input": scores(given)[0], "baseline": {"name": "b", **scores(given + 1)[0]},
+            "key": f"{category}/x",
+            "category": category,
+            "frames": scores(*frames),
+            "drift": scores(*drift),
+            "input": scores(given)[0],
+            "baseline": {"name": "b", **scores(given + 1)[0]},
             "first_frame_colour_error": 0.0,
         }
 
@@ -322,5 +327,7 @@ def test_per_category_records_average_each_category_alone():
     assert noise["last"]["psnr"] == 20 and noise["input"]["psnr"] == 22
     assert metrics["psnr"][-1] == pytest.approx((14 + 18 + 20) / 3)  # over images, not categories
     summary = summarize_categories(metrics["categories"])
-    assert summary["mean_last_psnr"] == pytest.approx(18) and summary["mean_drift_last_psnr"] == pytest.approx(18.5)
+    assert summary["mean_last_psnr"] == pytest.approx(18) and summary[
+        "mean_drift_last_psnr"
+    ] == pytest.approx(18.5)
     assert summary["categories_beating_input_psnr"] == 1 and summary["n_categories"] == 2
