@@ -305,5 +305,10 @@ def main(cfg: DictConfig) -> dict:
             pass
 
 
+def _alias_null_scheduler(argv: list[str]) -> list[str]:
+    """``lr_scheduler=null`` (a constant LR, as before the group existed) selects ``lr_scheduler=none``."""
+    return ["lr_scheduler=none" if a in ("lr_scheduler=null", "lr_scheduler=None") else a for a in argv]
+
+
 if __name__ == "__main__":
-    hydra_cli(main, "train")
+    hydra_cli(main, "train", _alias_null_scheduler)

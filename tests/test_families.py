@@ -76,6 +76,11 @@ def test_every_experiment_composes_with_every_model(experiment, tmp_path):
         assert config["name"] == name  # the command line's model wins over the preset's
         family = build_backbone(config)
         arch = family.architecture()
+        if name == "cogvideox_5b_i2v" and experiment.startswith("vbridge"):
+            # V-Bridge's square crops: CogVideoX 1.0's learned positional table is refused, clearly
+            with pytest.raises(ConfigError, match="takes 480x720 only"):
+                family.check_geometry(dict(arch["vae"]), dict(arch["transformer"]))
+            continue
         family.check_geometry(dict(arch["vae"]), dict(arch["transformer"]))
 
 
