@@ -66,24 +66,32 @@ def _captions(data_cfg) -> dict:
     return load_captions(data_cfg.get("captions_file")) if data_cfg.get("captions_file") else {}
 
 
+HELD_OUT_BUNDLED = ("coffee", "chelsea")  # held out of the tiny bases' pretraining
+
+
+def held_out_sources(data_cfg) -> list:
+    """The clean images of data=synthetic / data=allinone: data.source_dir, else Set5 under the
+    shared folder when present, else the bundled held-out photographs."""
+    from src.data.images import Source, list_sources
+
+    source_dir = data_cfg.get("source_dir")
+    if not source_dir:
+        shared_set5 = Path(data_cfg.get("shared_dir") or "") / "data" / "set5"
+        source_dir = str(shared_set5) if data_cfg.get("shared_dir") and shared_set5.is_dir() else None
+    return list_sources(source_dir)[0] if source_dir else [Source(k) for k in HELD_OUT_BUNDLED]
+
+
 def synthetic_items(data_cfg, degradation: dict, task: str, height: int, width: int, frames: int, seed: int):
     """Loaders of clips of the task's schedule from clean images at the model's size (I_1 and the
     clean image); each image is read once, however many clips it gives."""
     from src.data.degradations import DegradationPreset, make_clip
-    from src.data.images import BUNDLED_PHOTOS, Source, fit_to_output, list_sources, load_image
+    from src.data.images import BUNDLED_PHOTOS, fit_to_output, load_image
     from src.utils.seeding import stable_seed
 
-    source_dir = data_cfg.get("source_dir")
     captions = _captions(data_cfg)
-    if source_dir:
-        sources, _ = list_sources(source_dir)
-    else:
-        shared_set5 = Path(data_cfg.get("shared_dir") or "") / "data" / "set5"
-        if data_cfg.get("shared_dir") and shared_set5.is_dir():
-            sources, _ = list_sources(shared_set5)
-        else:
-            sources = [Source(key) for key in ("coffee", "chelsea")]  # held out of the tiny base
-            captions = {**{k: BUNDLED_PHOTOS[k] for k in ("coffee", "chelsea")}, **captions}
+    sources = held_out_sources(data_cfg)
+    if all(s.path is None for s in sources):  # the bundled held-out photos carry their captions
+        captions = {**{s.key: BUNDLED_PHOTOS[s.key] for s in sources}, **captions}
     preset = DegradationPreset.from_dict(degradation)
     clips_per_image = int(data_cfg.get("clips_per_image", 1))
 
@@ -105,18 +113,13 @@ def allinone_items(data_cfg, degradation: dict, height: int, width: int, seed: i
     """Loaders of held-out photographs (Set5 when present) fitted to the model's size and degraded
     by every category of ``degradation=allinone``: the pairs training validation uses."""
     from src.data.allinone import AllInOnePreset
-    from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image
+    from src.data.images import load_image
     from src.data.paired import held_out_pairs
 
     if "categories" not in degradation:
         raise ConfigError("data=allinone needs degradation=allinone (its categories and ranges)")
     preset = AllInOnePreset.from_dict(degradation)
-    source_dir = data_cfg.get("source_dir")
-    if not source_dir:
-        shared_set5 = Path(data_cfg.get("shared_dir") or "") / "data" / "set5"
-        source_dir = str(shared_set5) if data_cfg.get("shared_dir") and shared_set5.is_dir() else None
-    sources = list_sources(source_dir)[0] if source_dir else [Source(k) for k in ("coffee", "chelsea")]
-    images = {s.key: load_image(s) for s in sources if s.path is not None or s.key in BUNDLED_PHOTOS}
+    images = {s.key: load_image(s) for s in held_out_sources(data_cfg)}
 
     def load(entry) -> EvalItem:
         pair, lq, hq = entry

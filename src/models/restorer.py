@@ -255,21 +255,7 @@ def _config_from_run(run_dir: Path) -> dict:
     if not saved.is_file():
         raise CheckpointError(f"{run_dir} has neither lora/lora_config.json nor .hydra/config.yaml")
     cfg = OmegaConf.load(saved)
-    if cfg.lora.get("full", False) is True:  # lora=none: finetune_config.json's fields
-        return {
-            "full": True,
-            "task": str(cfg.task.name),
-            "prompt": str(cfg.prompt.mode),
-            "model": str(cfg.model.name),
-            "frames": int(cfg.model.frames),
-            "height": int(cfg.model.height),
-            "width": int(cfg.model.width),
-            "seed": int(cfg.seed),
-        }
-    return {
-        "r": int(cfg.lora.rank),
-        "lora_alpha": float(cfg.lora.alpha),
-        "target_modules": list(cfg.lora.target_modules),
+    fields = {
         "task": str(cfg.task.name),
         "prompt": str(cfg.prompt.mode),
         "model": str(cfg.model.name),
@@ -278,6 +264,10 @@ def _config_from_run(run_dir: Path) -> dict:
         "width": int(cfg.model.width),
         "seed": int(cfg.seed),
     }
+    if cfg.lora.get("full", False) is True:  # lora=none: finetune_config.json's fields
+        return {"full": True, **fields}
+    adapter = {"r": int(cfg.lora.rank), "lora_alpha": float(cfg.lora.alpha)}
+    return {**adapter, "target_modules": list(cfg.lora.target_modules), **fields}
 
 
 # Overrides of the training run that do not change the model or prompts (they may name paths or
