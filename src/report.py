@@ -372,6 +372,43 @@ def plot_categories(run: dict, path: str | Path, title: str | None = None) -> Pa
     return path
 
 
+def plot_video_settings(results: list[dict], path: str | Path) -> Path:
+    """Quality vs temporal consistency of video restoration (``src.eval data=video``): one panel per
+    task (each a ``video_metrics.json``), mean PSNR against warping error (x 1e3, against the
+    ground truth's flow; lower is steadier) of every consistency setting, the degraded input and
+    the classical baseline. Up and left is better. Writes a PNG at ``path`` and returns it."""
+    figure = _new_figure(4.2 * len(results), 3.9)
+    axes_list = figure.subplots(1, len(results), squeeze=False)[0]
+    for axes, metrics in zip(axes_list, results, strict=True):
+        reference = metrics["methods"].get("independent", {})
+        for name, scores in metrics["methods"].items():
+            if scores.get("psnr") is None or scores.get("warping_error") is None:
+                continue
+            classical = name in ("input", metrics.get("baseline"))
+            marker, color = ("s", "0.55") if classical else ("o", "C0" if name != "independent" else "C3")
+            axes.scatter(scores["warping_error"] * 1e3, scores["psnr"], marker=marker, color=color, zorder=3)
+            axes.annotate(name, (scores["warping_error"] * 1e3, scores["psnr"]), fontsize=6.5,
+                          xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        if reference.get("psnr") is not None:
+            axes.axhline(reference["psnr"] - 0.3, color="C3", lw=0.8, ls=":", label="independent - 0.3 dB")
+            axes.axvline(
+                reference["warping_error"] * 1e3 * 0.7,
+                color="C3",
+                lw=0.8,
+                ls="--",
+                label="independent - 30 % WE",
+            )
+        axes.set_xscale("log")
+        axes.set_xlabel(f"warping error x 1e3 (flow: {metrics.get('flow')})")
+        axes.set_ylabel("mean PSNR (dB)")
+        axes.set_title(f"{metrics.get('task')}: quality vs consistency", fontsize=9)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=6, loc="lower right")
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables
 # ----------------------------------------------------------------------------------------------

@@ -431,10 +431,23 @@ def sample_params(
     if preset.mode == "schedule":
         return {"task": task, "mode": "schedule", **task_params}
     # interpolate: I_LQ is the task's most degraded frame (frame 1 of its schedule).
-    lq_params = {
-        key: (value[:1] if key in _PER_FRAME_KEYS[task] else value) for key, value in task_params.items()
-    }
+    lq_params = most_degraded_params(task, task_params)
     return {"task": task, "mode": "interpolate", "alphas": interpolation_weights(num_frames), "lq": lq_params}
+
+
+def most_degraded_params(task: str, params: dict) -> dict:
+    """The parameters of a schedule's first (most degraded) frame alone: what a degraded video
+    frame is rendered with (``render_degraded``); the interpolate mode's ``lq`` does the same."""
+    check_task(task)
+    params = params.get("lq", params)
+    return {key: (value[:1] if key in _PER_FRAME_KEYS[task] else value) for key, value in params.items()}
+
+
+def render_degraded(task: str, image: np.ndarray, params: dict) -> np.ndarray:
+    """The (H, W, 3) uint8 most degraded rendition of a clean image (frame 1 of its schedule)
+    under ``most_degraded_params`` (or a full schedule's parameters)."""
+    check_task(task)
+    return _RENDERERS[task](image, most_degraded_params(task, params))[0]
 
 
 def render_clip(task: str, image: np.ndarray, params: dict, lq_image: np.ndarray | None = None) -> np.ndarray:

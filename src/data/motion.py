@@ -53,6 +53,8 @@ def natural_motion_clip(
     width: int,
     camera_effects: bool = False,
     exposure_drift: bool = True,
+    motion: str | None = None,
+    move_scale: float = 1.0,
 ) -> tuple[np.ndarray, str]:
     """(frames (F, H, W, 3) uint8, motion phrase) of one random camera move over the photo.
 
@@ -61,15 +63,22 @@ def natural_motion_clip(
     VAE must reproduce frame by frame (used for the VAE only, not for the transformer's prior).
     ``exposure_drift`` adds, with probability 0.5, a mild undescribed exposure drift (gain 0.7-1.3
     at the last frame); :func:`pretraining_clip` turns it off, since its clips name every change.
+    ``motion`` (a key of ``MOTION_PHRASES``) fixes the move instead of drawing it, and
+    ``move_scale`` multiplies its extent (shift and zoom), e.g. for the longer synthetic videos of
+    ``src.eval data=video``; the defaults draw exactly what pretraining drew.
     """
     img_h, img_w = image.shape[:2]
     max_crop_w = min(img_w, img_h * width / height)
     moving = [name for name in MOTION_PHRASES if name != "static"]
-    motion = "static" if rng.random() < STATIC_PROBABILITY else moving[rng.integers(len(moving))]
+    if motion is None:
+        motion = "static" if rng.random() < STATIC_PROBABILITY else moving[rng.integers(len(moving))]
+    elif motion not in MOTION_PHRASES:
+        raise ValueError(f"motion must be one of {', '.join(MOTION_PHRASES)}, got {motion!r}")
     crop_w0 = max_crop_w * rng.uniform(0.45, 0.92)
     zoom = {"zoom_in": rng.uniform(0.9, 0.97), "zoom_out": rng.uniform(1.03, 1.1)}.get(motion, 1.0)
+    zoom = 1.0 + (zoom - 1.0) * move_scale
     crop_w1 = min(max_crop_w, crop_w0 * zoom)
-    shift = rng.uniform(0.02, 0.08) * crop_w0
+    shift = rng.uniform(0.02, 0.08) * crop_w0 * move_scale
     dx = {"pan_left": -shift, "pan_right": shift}.get(motion, 0.0)
     dy = {"tilt_up": -shift, "tilt_down": shift}.get(motion, 0.0)
 

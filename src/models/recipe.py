@@ -7,6 +7,7 @@ F' = (F - 1) / 4 + 1 and h, w = H / s, W / s (s = the VAE's spatial compression)
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -290,3 +291,71 @@ def cosine_lr(step: int, total: int, warmup: int = 0) -> float:
         return (step + 1) / max(1, warmup)
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# -- early stopping (zero-shot video restoration, arXiv 2407.01960 sec. "early stopping") -----------
+def early_stop_steps(num_inference_steps: int, fraction: float | None) -> int | None:
+    """Denoising steps run before the denoised estimate is decoded: ``ceil(fraction * N)``, at
+    least 1; None (no early stop) for a null fraction or one that keeps every step."""
+    if fraction is None:
+        return None
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"early_stop must be a fraction of the steps in (0, 1], got {fraction}")
+    steps = max(1, math.ceil(fraction * num_inference_steps - 1e-9))
+    return None if steps >= num_inference_steps else steps
+
+
+def denoised_estimate(scheduler, step_output: tuple, model_output: torch.Tensor, sample: torch.Tensor):
+    """x0-hat of the step just taken: the scheduler's own ``pred_original_sample`` where its
+    ``step`` returns one (CogVideoX's DDIM and DPM schedulers return (prev, x0)); for a
+    flow-matching scheduler (Wan's UniPC, ``prediction_type=flow_prediction``) ``x_t - sigma_t v``
+    with the sigma of the step just taken."""
+    if isinstance(step_output, tuple) and len(step_output) >= 2 and step_output[1] is not None:
+        return step_output[1]
+    if getattr(scheduler.config, "prediction_type", None) == "flow_prediction":
+        sigma = scheduler.sigmas[scheduler.step_index - 1].to(sample.device, sample.dtype)
+        return sample - sigma * model_output.to(sample.dtype)
+    raise ConfigError(f"early_stop is not supported with {type(scheduler).__name__}")
+
+
+class early_stopping:  # noqa: N801 (a context manager, used as `with early_stopping(...)`)
+    """Within the block, every call of ``pipeline`` runs only ``steps`` denoising steps and
+    decodes the denoised estimate x0-hat of the last one (None: no change). The scheduler's
+    ``step`` is wrapped for the block: after step ``steps`` it returns x0-hat as the latents and sets
+    the pipeline's ``_interrupt`` flag, whose check at the top of the diffusers loop skips the
+    remaining steps (CogVideoX and Wan I2V pipelines alike); ``set_timesteps``, called once per
+    pipeline call, restarts the count."""
+
+    def __init__(self, pipeline, steps: int | None):
+        self.pipeline, self.steps, self.taken = pipeline, steps, 0
+
+    def __enter__(self):
+        if self.steps is None:
+            return self
+        scheduler = self.pipeline.scheduler
+        self._step, self._set_timesteps = scheduler.step, scheduler.set_timesteps
+        signature = inspect.signature(self._step)  # where `sample` sits differs (DDIM, DPM, UniPC)
+
+        def set_timesteps(*args, **kwargs):
+            self.taken = 0
+            return self._set_timesteps(*args, **kwargs)
+
+        def step(model_output, *args, **kwargs):
+            output = self._step(model_output, *args, **kwargs)
+            self.taken += 1
+            if self.taken != self.steps:
+                return output
+            sample = signature.bind(model_output, *args, **kwargs).arguments["sample"]
+            estimate = denoised_estimate(scheduler, output, model_output, sample)
+            self.pipeline._interrupt = True
+            return (estimate, *output[1:]) if isinstance(output, tuple) else (estimate,)
+
+        scheduler.set_timesteps, scheduler.step = set_timesteps, step
+        return self
+
+    def __exit__(self, *exc):
+        if self.steps is not None:
+            scheduler = self.pipeline.scheduler
+            del scheduler.step, scheduler.set_timesteps  # the instance attributes: the class's again
+        return False

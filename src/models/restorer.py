@@ -357,11 +357,63 @@ class Restorer:
         return prompts_for(self.task_cfg, caption)[self.prompt_mode]
 
     @torch.no_grad()
-    def trajectories(self, first_frames_bchw: torch.Tensor, prompts: list[str], seed: int) -> torch.Tensor:
-        """(B, F, C, H, W) in [0, 1] from first frames (B, C, H, W) in [0, 1] at the model's size;
-        every sample uses ``seed`` (tiles of one image share their noise)."""
-        generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for _ in prompts]
-        return self.backbone.generate(first_frames_bchw, list(prompts), generators, use_cache=False).cpu()
+    def trajectories(
+        self,
+        first_frames_bchw: torch.Tensor,
+        prompts: list[str],
+        seed: int | list[int],
+        early_stop: float | None = None,
+    ) -> torch.Tensor:
+        """(B, F, C, H, W) in [0, 1] from first frames (B, C, H, W) in [0, 1] at the model's size.
+        ``seed``: one seed for every sample (tiles of one image, or the frames of a video under
+        ``noise=shared``, share their initial noise) or one per sample. ``early_stop``: a fraction of
+        the sampling steps after which the denoised estimate is decoded (recipe.early_stopping)."""
+        from src.models import recipe
+
+        seeds = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} samples")
+        generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        steps = recipe.early_stop_steps(self.num_inference_steps, early_stop)
+        with recipe.early_stopping(self.pipeline, steps):
+            video = self.backbone.generate(first_frames_bchw, list(prompts), generators, use_cache=False)
+        return video.cpu()
+
+    def restore_batch(
+        self,
+        images_bhwc: np.ndarray,
+        prompt: str,
+        seeds: list[int],
+        mode: str = "resize",
+        overlap: int = 16,
+        tile_batch: int = 4,
+        early_stop: float | None = None,
+    ) -> np.ndarray:
+        """(B, F, H0, W0, 3) uint8 trajectories of B same-sized (H0, W0, 3) uint8 images (the frames
+        of a video), image b drawn with ``seeds[b]``. Resize mode generates the batch in one pipeline
+        call; tiled mode restores image by image (its tiles are the batch)."""
+        images_bhwc = np.asarray(images_bhwc)
+        if images_bhwc.ndim != 4 or images_bhwc.shape[-1] != 3 or images_bhwc.dtype != np.uint8:
+            raise ValueError(
+                f"expected (B, H, W, 3) uint8 images, got {images_bhwc.shape} {images_bhwc.dtype}"
+            )
+        if len(seeds) != len(images_bhwc):
+            raise ValueError(f"{len(seeds)} seeds for {len(images_bhwc)} images")
+        if mode == "tiled":
+            return np.stack(
+                [
+                    self.restore(image, prompt, seed, "tiled", overlap, tile_batch, early_stop=early_stop)[0]
+                    for image, seed in zip(images_bhwc, seeds, strict=True)
+                ]
+            )
+        if mode != "resize":
+            raise ConfigError(f"mode must be 'resize' or 'tiled', got {mode!r}")
+        in_h, in_w = images_bhwc.shape[1:3]
+        small = np.stack([resize_uint8(image, self.height, self.width) for image in images_bhwc])
+        video = self.trajectories(to_float_tensor(small), [prompt] * len(small), list(seeds), early_stop)
+        return np.stack(
+            [np.stack([resize_uint8(f, in_h, in_w) for f in to_uint8_images(sample)]) for sample in video]
+        )
 
     def restore(
         self,
@@ -372,29 +424,38 @@ class Restorer:
         overlap: int = 16,
         tile_batch: int = 4,
         progress: bool = False,
+        early_stop: float | None = None,
     ) -> tuple[np.ndarray, dict]:
-        """(frames (F, H0, W0, 3) uint8 at the input's size, info) for an (H0, W0, 3) uint8 image."""
+        """(frames (F, H0, W0, 3) uint8 at the input's size, info) for an (H0, W0, 3) uint8 image.
+        ``early_stop``: see :meth:`trajectories`."""
         if image_hwc.ndim != 3 or image_hwc.shape[2] != 3 or image_hwc.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_hwc.shape} {image_hwc.dtype}")
         if mode == "resize":
-            return self._restore_resized(image_hwc, prompt, seed), {"mode": "resize", "tiles": 1}
+            return self._restore_resized(image_hwc, prompt, seed, early_stop), {"mode": "resize", "tiles": 1}
         if mode == "tiled":
-            return self._restore_tiled(image_hwc, prompt, seed, overlap, tile_batch, progress)
+            return self._restore_tiled(image_hwc, prompt, seed, overlap, tile_batch, progress, early_stop)
         raise ConfigError(f"mode must be 'resize' or 'tiled', got {mode!r}")
 
-    def _generate(self, image_hwc: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+    def _generate(self, image_hwc: np.ndarray, prompt: str, seed: int, early_stop=None) -> np.ndarray:
         """(F, H, W, 3) uint8 frames of one (H, W, 3) uint8 image at the model's size. Resize mode
         and a one-tile tiled restore both come here: the same tensors, shapes and conversions."""
-        video = self.trajectories(to_float_tensor(image_hwc[None]), [prompt], seed)[0]  # (F, C, H, W)
+        video = self.trajectories(to_float_tensor(image_hwc[None]), [prompt], seed, early_stop)[0]
         return to_uint8_images(video)
 
-    def _restore_resized(self, image_hwc: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+    def _restore_resized(self, image_hwc: np.ndarray, prompt: str, seed: int, early_stop=None) -> np.ndarray:
         in_h, in_w = image_hwc.shape[:2]
-        frames = self._generate(resize_uint8(image_hwc, self.height, self.width), prompt, seed)
+        frames = self._generate(resize_uint8(image_hwc, self.height, self.width), prompt, seed, early_stop)
         return np.stack([resize_uint8(frame, in_h, in_w) for frame in frames])
 
     def _restore_tiled(
-        self, image_hwc: np.ndarray, prompt: str, seed: int, overlap: int, tile_batch: int, progress: bool
+        self,
+        image_hwc: np.ndarray,
+        prompt: str,
+        seed: int,
+        overlap: int,
+        tile_batch: int,
+        progress: bool,
+        early_stop: float | None = None,
     ) -> tuple[np.ndarray, dict]:
         in_h, in_w = image_hwc.shape[:2]
         pad_h, pad_w = max(0, self.height - in_h), max(0, self.width - in_w)
@@ -410,7 +471,7 @@ class Restorer:
             for left in tile_starts(full_w, self.width, overlap)
         ]
         if len(boxes) == 1:  # padded is one tile: nothing to blend, resize mode's computation
-            frames = self._generate(padded, prompt, seed)[:, :in_h, :in_w]
+            frames = self._generate(padded, prompt, seed, early_stop)[:, :in_h, :in_w]
             return np.ascontiguousarray(frames), {"mode": "tiled", "tiles": 1, "overlap": overlap}
         weight = feather_window(self.height, self.width, overlap)  # (H, W)
         accumulated = np.zeros((self.frames, full_h, full_w, 3), np.float64)
@@ -422,7 +483,9 @@ class Restorer:
             batches = tqdm(batches, desc="tiles", unit="batch", leave=False)
         for batch in batches:
             tiles = np.stack([padded[t : t + self.height, lft : lft + self.width] for t, lft in batch])
-            video = self.trajectories(to_float_tensor(tiles), [prompt] * len(batch), seed)  # (B, F, C, H, W)
+            video = self.trajectories(  # (B, F, C, H, W)
+                to_float_tensor(tiles), [prompt] * len(batch), seed, early_stop
+            )
             for (top, left), sample in zip(batch, video, strict=True):
                 frames = sample.permute(0, 2, 3, 1).double().numpy()  # (F, H, W, C) in [0, 1]
                 region = (slice(top, top + self.height), slice(left, left + self.width))

@@ -1,0 +1,1 @@
+"""Video restoration helpers (frame-by-frame restoration of videos with image-to-video models)."""
