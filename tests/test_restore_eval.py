@@ -83,7 +83,7 @@ def test_tiled_blending_puts_every_tile_back_in_place():
     stub = Restorer(backbone, model_cfg, {"name": "lowlight"}, "uniform", info=None)
     batches = []
 
-    def trajectories(tiles, prompts, seed):  # (B, C, H, W) -> (B, F, C, H, W)
+    def trajectories(tiles, prompts, seed, early_stop=None):  # (B, C, H, W) -> (B, F, C, H, W)
         batches.append(len(prompts))
         return torch.stack([tiles if f % 2 == 0 else 1 - tiles for f in range(stub.frames)], dim=1)
 

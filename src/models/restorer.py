@@ -431,7 +431,8 @@ class Restorer:
         if image_hwc.ndim != 3 or image_hwc.shape[2] != 3 or image_hwc.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_hwc.shape} {image_hwc.dtype}")
         if mode == "resize":
-            return self._restore_resized(image_hwc, prompt, seed, early_stop), {"mode": "resize", "tiles": 1}
+            frames = self.restore_batch(image_hwc[None], prompt, [seed], "resize", early_stop=early_stop)[0]
+            return frames, {"mode": "resize", "tiles": 1}
         if mode == "tiled":
             return self._restore_tiled(image_hwc, prompt, seed, overlap, tile_batch, progress, early_stop)
         raise ConfigError(f"mode must be 'resize' or 'tiled', got {mode!r}")
@@ -441,11 +442,6 @@ class Restorer:
         and a one-tile tiled restore both come here: the same tensors, shapes and conversions."""
         video = self.trajectories(to_float_tensor(image_hwc[None]), [prompt], seed, early_stop)[0]
         return to_uint8_images(video)
-
-    def _restore_resized(self, image_hwc: np.ndarray, prompt: str, seed: int, early_stop=None) -> np.ndarray:
-        in_h, in_w = image_hwc.shape[:2]
-        frames = self._generate(resize_uint8(image_hwc, self.height, self.width), prompt, seed, early_stop)
-        return np.stack([resize_uint8(frame, in_h, in_w) for frame in frames])
 
     def _restore_tiled(
         self,
