@@ -30,7 +30,7 @@ from src.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
-DATA_KINDS = ("synthetic", "paired", "reloblur", "allinone")
+DATA_KINDS = ("synthetic", "paired", "reloblur", "allinone", "video")
 
 
 @dataclass
@@ -637,6 +637,15 @@ def main(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if str(cfg.data.get("kind")) == "video":  # videos with ground truth: src/video/evaluate.py
+        from src.video.evaluate import evaluate_video, log_video_to_wandb, render_video_table
+
+        metrics = evaluate_video(cfg, run_dir)
+        if cfg.wandb:
+            log_video_to_wandb(cfg, metrics, run_dir)
+        print(render_video_table(metrics))
+        log.info("eval outputs in %s", run_dir)
+        return metrics
     metrics = evaluate(cfg, run_dir)
     if cfg.wandb:
         log_to_wandb(cfg, metrics, run_dir)

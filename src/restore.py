@@ -1,4 +1,4 @@
-"""python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt> [mode=tiled]
+"""python -m src.restore input=<image, folder or video> ckpt=<run dir | lora dir | .ckpt> [mode=tiled]
 
 Restores each image into a progression trajectory with a trained adapter. Per image, under
 ``<out_dir>/<name>/``: ``frames/frame_01.png ..`` (the 9 frames at the input's resolution),
@@ -6,6 +6,11 @@ Restores each image into a progression trajectory with a trained adapter. Per im
 ``strip.png`` (the frames side by side), ``restored.png`` (the last frame) and ``restore.json``
 (seed, prompt, mode, tiles, checkpoint, seconds). ``restore_summary.json`` lists every image and
 every skipped one. Deterministic for a given seed.
+
+A video file (or a folder of frames with ``video=true``) is restored frame by frame instead
+(:mod:`src.video.restore`): ``<out_dir>/<name>/restored.mp4`` (same frame count, exact frame rate,
+the source audio copied), ``side_by_side.mp4`` and ``restore.json``; consistency switches
+``noise=``, ``early_stop=``, ``output_frame=``, ``color=``, ``blend=``.
 """
 
 from __future__ import annotations
@@ -177,6 +182,58 @@ def merge_summary(path: Path, results: list[dict], failures: list[dict]) -> dict
     return {"out_dir": str(path.parent), "restored": results, "skipped": failures}
 
 
+def video_target(cfg: DictConfig) -> Path | None:
+    """The input as a video (a video file, or a folder of frames with video=true), else None."""
+    from src.video.io import VIDEO_SUFFIXES, is_video_file
+
+    as_video = cfg.get("video", "auto")
+    if as_video not in ("auto", True, False):
+        raise ConfigError(f"video must be auto, true or false, got {as_video}")
+    target = Path(str(cfg.input)).expanduser()
+    if as_video is False or not target.exists():
+        return None
+    if target.is_dir():
+        return target if as_video is True else None
+    if is_video_file(target):
+        return target
+    if as_video is True:
+        raise InputError(
+            f"input={target} is not a video file ({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames"
+        )
+    return None
+
+
+def restore_video_input(cfg: DictConfig, checkpoint, target: Path) -> dict:
+    """src.restore on one video: checked (settings, the file, the output folder) before the model
+    loads, then restored by src.video.restore.restore_video into <out_dir>/<name>/."""
+    from src.models.restorer import load_restorer
+    from src.prompts import load_captions
+    from src.video.io import MAX_FRAME_PIXELS, probe_video
+    from src.video.restore import VideoOptions, restore_video
+
+    options = VideoOptions.from_config(cfg).check()
+    info = probe_video(
+        target, fps=options.frame_rate, max_frame_pixels=options.max_frame_pixels or MAX_FRAME_PIXELS
+    )
+    captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
+    out_dir = Path(cfg.out_dir)
+    check_writable(out_dir, "out_dir")
+    restorer = load_restorer(checkpoint, model_overrides(cfg), device=str(cfg.device))
+    caption = cfg.caption or captions.get(target.stem) or captions.get(target.name)
+    prompt = str(cfg.text) if cfg.text else restorer.prompt(caption)
+    log.info(
+        "restoring %s: %d frames, %dx%d at %s fps%s",
+        target, info.frames, info.width, info.height, info.as_dict()["fps"], ", with audio" if info.has_audio else "",
+    )  # fmt: skip
+    folder = out_dir / target.stem
+    record = restore_video(restorer, target, folder, prompt, options, progress=True)
+    summary = merge_summary(
+        out_dir / "restore_summary.json", [{"name": target.stem, "dir": str(folder), **record}], []
+    )
+    log.info("restored %s into %s", target.name, folder)
+    return summary
+
+
 def restore_all(cfg: DictConfig) -> dict:
     from tqdm import tqdm
 
@@ -193,6 +250,11 @@ def restore_all(cfg: DictConfig) -> dict:
     drift_checkpoint = (
         resolve_checkpoint(cfg.drift) if cfg.get("drift") else None
     )  # both before a model loads
+    video_input = video_target(cfg)
+    if video_input is not None:
+        if drift_checkpoint is not None:
+            raise ConfigError("drift= corrects restored images; it does not apply to videos (drop drift=)")
+        return restore_video_input(cfg, checkpoint, video_input)
     sources, skipped = list_inputs(cfg.input)
     captions = load_captions(cfg.captions_file) if cfg.captions_file else {}
     out_dir = Path(cfg.out_dir)  # resolved before the checkpoint's config is composed
@@ -258,7 +320,7 @@ def restore_all(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="restore", version_base="1.3")
-@user_errors("python -m src.restore input=<image or folder> ckpt=<run dir | lora dir | .ckpt>")
+@user_errors("python -m src.restore input=<image, folder or video> ckpt=<run dir | lora dir | .ckpt>")
 def main(cfg: DictConfig) -> dict:
     return restore_all(cfg)
 

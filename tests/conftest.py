@@ -125,3 +125,15 @@ def transformer_inputs(transformer):
         calls.append({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
 
     return calls, transformer.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A 4-step lowlight run (adapter export, Lightning checkpoints, Hydra config), shared by the
+    restore, eval and video tests."""
+    from .test_train import FAST
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    result = run_module("src.train", *FAST, "logger=none", "validate=false", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run

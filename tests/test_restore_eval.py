@@ -14,19 +14,9 @@ from PIL import Image
 from src.models.restorer import CheckpointError, feather_window, load_restorer, tile_starts
 
 from .conftest import run_module
-from .test_train import FAST
 
 pytestmark = pytest.mark.slow
 STEPS = "num_inference_steps=2"
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A 4-step lowlight run (adapter export, Lightning checkpoints, Hydra config)."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    result = run_module("src.train", *FAST, "logger=none", "validate=false", f"hydra.run.dir={run}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run
 
 
 @pytest.fixture(scope="module")
