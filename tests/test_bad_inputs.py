@@ -576,6 +576,66 @@ def test_restore_bad_inputs(work, trained, images):
     assert_no_secret(work)
 
 
+def test_restore_video_bad_inputs(work, trained):
+    """Issue 15's bad videos: one error line each, before the model loads, and no output folder
+    left that looks finished. A 1-frame clip is a video, restored as one."""
+    from src.video import io as vio
+
+    folder = work / "videos"
+    folder.mkdir()
+    good = vio.make_test_clip(folder / "good.mp4", frames=30, width=56, height=40, audio=True)
+    data = good.read_bytes()
+    (folder / "junk.mp4").write_bytes(b"not a video " * 100)
+    (folder / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    subprocess.run(
+        [vio.ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(good), "-c", "copy", "-movflags", "+faststart",
+         str(folder / "fast.mp4")],
+        check=True,
+    )  # fmt: skip
+    fast = (folder / "fast.mp4").read_bytes()
+    (folder / "cut_fast.mp4").write_bytes(fast[: len(fast) * 6 // 10])
+    subprocess.run(
+        [vio.ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(good), "-vn", "-c:a", "copy", str(folder / "sound.mp4")],
+        check=True,
+    )  # fmt: skip
+    import av
+
+    with av.open(str(folder / "zero.mp4"), mode="w") as container:  # a header and no frame
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 56, 40, "yuv420p"
+        container.start_encoding()
+    (folder / "notes.txt").write_text("not a video")
+    blocker = work / "video_blocker"
+    blocker.write_text("x")
+    cases = [
+        ([f"input={folder / 'junk.mp4'}"], "cannot be opened as a video"),
+        ([f"input={folder / 'cut.mp4'}"], "cannot be opened as a video"),
+        ([f"input={folder / 'cut_fast.mp4'}"], "is truncated"),
+        ([f"input={folder / 'zero.mp4'}"], "no frames"),
+        ([f"input={folder / 'sound.mp4'}"], "has no video stream"),
+        ([f"input={good}", "max_frame_pixels=1000"], "above the limit of 1,000"),
+        ([f"input={good}", f"out_dir={blocker}/out"], str(blocker)),
+        ([f"input={good}", "noise=warped"], "noise must be one of"),
+        ([f"input={good}", "early_stop=2"], "early_stop"),
+        ([f"input={good}", "output_frame=12"], "output_frame=12"),
+        ([f"input={good}", f"drift={trained}"], "drift="),
+        ([f"input={folder / 'notes.txt'}", "video=true"], "is not a video file"),
+        ([f"input={good}", "video=maybe"], "video must be auto, true or false"),
+    ]
+    for args, culprit in cases:
+        run = work / "runs" / f"restore_video_{slug(tuple(args))}"
+        result = cli("src.restore", *args, f"ckpt={trained}", "num_inference_steps=1", f"hydra.run.dir={run}")
+        assert_user_error(result, culprit)
+        assert not list(run.glob("*/restored.mp4")) and not list(run.glob("*/restore.json")), "half-written"
+    one = vio.make_test_clip(folder / "one.mp4", frames=1, width=56, height=40)
+    run = work / "runs" / "restore_video_one_frame"
+    result = cli(
+        "src.restore", f"input={one}", f"ckpt={trained}", "num_inference_steps=1", f"hydra.run.dir={run}"
+    )
+    assert result.code == 0, result.stderr[-3000:]
+    assert vio.probe_video(run / "one" / "restored.mp4").frames == 1
+
+
 def test_restore_path_with_spaces_and_a_folder_with_a_corrupt_image(work, trained, images):
     folder = work / "my photos"
     save_png(folder / "cat one.png", photo(3))

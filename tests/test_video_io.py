@@ -13,9 +13,7 @@ from src.video import io as vio
 
 
 def _ffmpeg(*args: str) -> None:
-    import imageio_ffmpeg
-
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True)
+    subprocess.run([vio.ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True)
 
 
 def _stream_seconds(path, kind: str) -> float:

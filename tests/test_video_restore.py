@@ -1,5 +1,7 @@
 """Restoring videos (src.video.restore, python -m src.restore input=clip.mp4): every frame, the exact
-frame rate and audio, batches without seams, the noise rule, and nothing half-written on failure."""
+frame rate and audio, batches without seams, the noise rule, and nothing half-written on failure.
+The CLI's bad videos (corrupt, truncated, zero-frame, audio-only, huge, unwritable) are in
+tests/test_bad_inputs.py::test_restore_video_bad_inputs."""
 
 from __future__ import annotations
 
@@ -157,7 +159,7 @@ def test_a_failure_mid_clip_leaves_no_output_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_restore_cli_on_a_video_with_audio_and_its_bad_inputs(trained_run, tmp_path):
+def test_restore_cli_on_a_video_with_audio(trained_run, tmp_path):
     clip = vio.make_test_clip(
         tmp_path / "clip.mp4", frames=5, width=56, height=40, fps="30000/1001", audio=True
     )
@@ -172,28 +174,6 @@ def test_restore_cli_on_a_video_with_audio_and_its_bad_inputs(trained_run, tmp_p
     (entry,) = summary["restored"]
     assert entry["kind"] == "video" and entry["frames"] == 5 and entry["restorer"]["task"] == "lowlight"
     assert entry["consistency"]["color_reference"] is None and entry["source"]["has_audio"]
-
-    one = vio.make_test_clip(tmp_path / "one.mp4", frames=1, width=56, height=40)
-    result = run_module("src.restore", f"input={one}", f"ckpt={trained_run}", f"out_dir={out_dir}", STEPS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert vio.probe_video(out_dir / "one" / "restored.mp4").frames == 1
-
-    (tmp_path / "junk.mp4").write_bytes(b"not a video " * 100)
-    (tmp_path / "a_file").write_text("in the way")
-    bad = {
-        "junk": ([f"input={tmp_path / 'junk.mp4'}"], "cannot be opened as a video"),
-        "huge": ([f"input={clip}", "max_frame_pixels=1000"], "above the limit of 1,000"),
-        "unwritable": ([f"input={clip}", f"out_dir={tmp_path / 'a_file' / 'sub'}"], "is not writable"),
-        "setting": ([f"input={clip}", "noise=warped"], "noise must be one of"),
-    }
-    for name, (args, message) in bad.items():
-        args = (
-            [*args] if any(a.startswith("out_dir=") for a in args) else [*args, f"out_dir={tmp_path / name}"]
-        )
-        result = run_module("src.restore", f"ckpt={trained_run}", STEPS, *args)
-        assert result.returncode == 2, (name, result.stderr[-2000:])
-        assert message in result.stderr and "Traceback" not in result.stderr, (name, result.stderr[-2000:])
-        assert not (tmp_path / name / "clip").exists()
 
 
 def test_video_options_come_from_the_restore_config():

@@ -416,6 +416,13 @@ def _mux(video_path: Path, source: Path, out_path: Path, reencode: bool) -> str:
     return codec
 
 
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary imageio-ffmpeg ships (no system ffmpeg is assumed)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
 def make_test_clip(
     path, frames: int = 24, width: int = 64, height: int = 48, fps="24", audio: bool = False, seed: int = 0
 ) -> Path:
