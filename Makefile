@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge vbridge-tiny sync-wandb clean
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -23,8 +23,11 @@ help:
 	@echo "make pretrain-tiny-wan  the same for the tiny Wan2.2 (model=tiny_wan)"
 	@echo "make bench-train-wan    bench-train with model=tiny_wan -> experiments/benchmarks/train_tiny_wan.*"
 	@echo "make vbridge-tiny       experiment=vbridge_tiny end to end: stage 1, drift correction, eval per category (CPU)"
+	@echo "make bench-video        video restoration: consistency settings x 3 tasks, a 10 s clip, 29.97 fps + audio -> experiments/benchmarks/video.*"
 	@echo "make bench-vbridge      vbridge-tiny + curriculum and 5-vs-9-frame ablations -> experiments/benchmarks/vbridge_tiny.*"
 	@echo "make lint        ruff"
+	@echo "make demo CKPT=<run>  browser demo on http://127.0.0.1:8765/ (upload a photo or clip, restore it)"
+	@echo "make browser     install Debian's Chromium (/usr/bin/chromium) for the browser tests, if missing"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +40,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The browser tests (tests/test_demo.py) drive Debian's Chromium with Playwright's Python driver;
+# `playwright install` (a browser download) cannot work here, so the browser comes from apt.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then echo "browser: $(CHROMIUM) present"; else \
+	  echo "browser: $(CHROMIUM) missing: apt-get update && apt-get install -y --no-install-recommends chromium"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium && \
+	  echo "browser: installed $$($(CHROMIUM) --version 2>/dev/null)"; fi
+
 dataset: $(STAMP)
 	$(PY) -m src.build_dataset task=deblur
 
 train: $(STAMP)
 	$(PY) -m src.train task=lowlight prompt=adaptive
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -81,6 +95,14 @@ vbridge-tiny: $(STAMP)   # the preset alone (resumable: finished runs under outp
 
 bench-vbridge: $(STAMP)
 	$(PY) -m src.benchmarks.vbridge
+
+bench-video: $(STAMP)     # resumable: finished runs, evals and restores under outputs/bench_video are reused
+	$(PY) -m src.benchmarks.video
+
+CKPT ?=
+demo: $(STAMP)
+	@[ -n "$(CKPT)" ] || { echo "usage: make demo CKPT=<run dir | lora dir | .ckpt>"; exit 2; }
+	$(PY) -m src.demo ckpt=$(CKPT)
 
 sync-wandb: $(STAMP)
 	@ls -d outputs/wandb/offline-run-* >/dev/null 2>&1 || { echo "no offline W&B runs under outputs/wandb/"; exit 1; }
