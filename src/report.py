@@ -414,6 +414,46 @@ def plot_video_settings(results: list[dict], path: str | Path) -> Path:
     return path
 
 
+def plot_video_frames(runs: dict[str, tuple[Path, list[str]]], path: str | Path, frames: int = 6) -> Path:
+    """Frames of the first sample video of each task's ``src.eval data=video`` run dir
+    (``videos/<video>/<setting>.mp4``: degraded | restored | ground truth side by side), given as
+    ``{task: (run dir, settings)}``: per task, rows degraded, each setting, ground truth; ``frames`` evenly spaced columns. Flicker shows as
+    detail that changes from column to column where the ground truth's does not."""
+    import numpy as np
+
+    from src.video.io import read_all_frames
+
+    rows = []  # (label, frames (F, H, W, 3))
+    for task, (run_dir, settings) in runs.items():
+        sample = sorted(Path(run_dir).glob("videos/*"))[0]
+        for setting in settings:
+            panel = read_all_frames(sample / f"{setting}.mp4")
+            third = panel.shape[2] // 3
+            if setting == settings[0]:
+                rows.append((f"{task}: degraded", panel[:, :, :third]))
+            rows.append((f"{task}: {setting}", panel[:, :, third : 2 * third]))
+        rows.append((f"{task}: ground truth", panel[:, :, 2 * third : 3 * third]))
+    count = len(rows[0][1])
+    columns = np.linspace(0, count - 1, min(frames, count)).round().astype(int)
+    height, width = rows[0][1].shape[1:3]
+    cell = 1.5  # inches per frame's width
+    figure = _new_figure(cell * len(columns) + 1.4, cell * height / width * len(rows) * 1.08 + 0.3)
+    grid = figure.subplots(len(rows), len(columns), squeeze=False)
+    for r, (label, video) in enumerate(rows):
+        for c, index in enumerate(columns):
+            axes = grid[r][c]
+            axes.imshow(video[index])
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if r == 0:
+                axes.set_title(f"frame {index + 1}", fontsize=7)
+            if c == 0:
+                axes.set_ylabel(label, fontsize=6.5, rotation=0, ha="right", va="center")
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables
 # ----------------------------------------------------------------------------------------------

@@ -187,3 +187,35 @@ def test_video_options_come_from_the_restore_config():
     assert (options.noise, options.early_stop, options.color) == ("independent", 0.6, "wavelet")
     missing = [name for name in VideoOptions.__dataclass_fields__ if name not in cfg]
     assert missing == [], f"conf/restore.yaml does not document {missing}"
+
+
+@pytest.mark.slow
+def test_eval_data_video_scores_every_setting_against_the_ground_truth(trained_run, tmp_path):
+    """src.eval data=video on one held-out photo: every setting, the input and the baseline scored,
+    the flow method recorded, the table, the figure and a sample video written; a bad setting fails
+    with one message."""
+    out = tmp_path / "eval"
+    result = run_module(
+        "src.eval", "data=video", f"ckpt={trained_run}", STEPS, "max_images=1", "data.frames=4",
+        "data.flow=farneback", "wandb=false", "samples=1", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "video_metrics.json").read_text())
+    settings = ["independent", "shared", "shared_early0.6", "shared_adain", "shared_wavelet", "shared_blend0.5",
+                "shared_wavelet_blend0.5"]  # fmt: skip
+    assert list(metrics["methods"]) == [*settings, "input", metrics["baseline"]]
+    assert metrics["flow"] == "farneback" and metrics["task"] == "lowlight"
+    (video,) = metrics["videos"]
+    for name in settings:
+        scores = video["methods"][name]
+        assert len(scores["psnr"]) == 4 and scores["warping_error"] >= 0 and scores["flicker"] >= 0
+    assert video["methods"]["shared"]["psnr"] != video["methods"]["independent"]["psnr"]
+    acceptance = metrics["acceptance"]
+    assert set(acceptance["relative_to_independent"]) == set(settings)
+    assert (out / "video_table.md").read_text().count("\n| ") == len(metrics["methods"]) + 1
+    assert (out / "video_settings.png").stat().st_size > 10_000
+    assert vio.probe_video(next((out / "videos").glob("*/independent.mp4"))).frames == 4
+
+    bad = run_module("src.eval", "data=video", f"ckpt={trained_run}", "+data.settings.x={noise: warped}",
+                     f"hydra.run.dir={tmp_path / 'bad'}")  # fmt: skip
+    assert bad.returncode == 2 and "noise must be one of" in bad.stderr and "Traceback" not in bad.stderr

@@ -15,7 +15,7 @@ Steps (each resumable: a finished step's output under outputs/bench_video is reu
 4. a 2-second 29.97 fps (30000/1001) clip with audio: the output's rate, frame count, duration and
    audio.
 
-Writes experiments/benchmarks/video.{json,md} and video_settings.png. Acceptance (issue 15): per
+Writes experiments/benchmarks/video.{json,md}, video_settings.png and video_frames.png. Acceptance (issue 15): per
 task, the best setting cuts warping error by >= 30 % against noise=independent within 0.3 dB of
 its mean PSNR; the clip restores with bounded memory; 29.97 fps and the audio come out unchanged.
 The bad-video messages are in experiments/benchmarks/bad_inputs.md (make bench-errors).
@@ -162,6 +162,11 @@ def render(record: dict) -> str:
         "",
         "![quality vs consistency](video_settings.png)",
         "",
+        "Frames of the first video of each task (degraded, noise=independent, noise=shared, the best setting, "
+        "ground truth):",
+        "",
+        "![frames per setting](video_frames.png)",
+        "",
     ]
     for task, metrics in record["tasks"].items():
         lines += [
@@ -253,9 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         metrics.pop("data", None)
     (OUT / "video.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (OUT / "video.md").write_text(render(record))
-    from src.report import plot_video_settings
+    from src.report import plot_video_frames, plot_video_settings
 
     plot_video_settings(list(tasks.values()), OUT / "video_settings.png")
+    shown = {}
+    for task, metrics in tasks.items():
+        best = metrics["acceptance"]["best_setting"]
+        rows = ["independent", "shared"] + ([best] if best and best != "shared" else [])
+        shown[task] = (PROJECT_ROOT / metrics["eval_dir"], rows)
+    plot_video_frames(shown, OUT / "video_frames.png")
     print(render(record))
     return 0
 
