@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser demo-screenshot
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-vbridge      vbridge-tiny + curriculum and 5-vs-9-frame ablations -> experiments/benchmarks/vbridge_tiny.*"
 	@echo "make lint        ruff"
 	@echo "make demo CKPT=<run>  browser demo on http://127.0.0.1:8765/ (upload a photo or clip, restore it)"
+	@echo "make demo-screenshot  the README's demo pictures (headless Chromium) -> experiments/reports/demo/"
 	@echo "make browser     install Debian's Chromium (/usr/bin/chromium) for the browser tests, if missing"
 
 $(STAMP): pyproject.toml
@@ -103,6 +104,9 @@ CKPT ?=
 demo: $(STAMP)
 	@[ -n "$(CKPT)" ] || { echo "usage: make demo CKPT=<run dir | lora dir | .ckpt>"; exit 2; }
 	$(PY) -m src.demo ckpt=$(CKPT)
+
+demo-screenshot: $(STAMP) browser
+	$(PY) -m src.benchmarks.demo_screenshot
 
 sync-wandb: $(STAMP)
 	@ls -d outputs/wandb/offline-run-* >/dev/null 2>&1 || { echo "no offline W&B runs under outputs/wandb/"; exit 1; }

@@ -63,6 +63,19 @@ from src.utils.config import CONFIG_DIR
 log = logging.getLogger(__name__)
 
 PAGE_DIR = Path(__file__).with_name("demo_page")
+# The browser of the demo's tests and screenshots: Debian's Chromium (`make browser`), driven by
+# Playwright; no sandbox (containers run as root), no GPU, nothing that reaches the network itself.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 STATIC = {  # what /static/ serves: these files of PAGE_DIR and no other
     "demo.js": "text/javascript; charset=utf-8",
     "demo.css": "text/css; charset=utf-8",

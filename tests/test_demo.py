@@ -19,22 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src.demo import CHROMIUM as DEFAULT_CHROMIUM
+from src.demo import CHROMIUM_FLAGS
 from src.utils.config import PROJECT_ROOT
 from src.video import io as vio
 
 pytestmark = pytest.mark.slow
-CHROMIUM = os.environ.get("PROGRESTORE_CHROMIUM", "/usr/bin/chromium")
-# No sandbox (containers run as root), no GPU, and nothing that reaches the network by itself.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = os.environ.get("PROGRESTORE_CHROMIUM", DEFAULT_CHROMIUM)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def demo_url(trained_run, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("demo") / "run"
     command = [
         sys.executable, "-m", "src.demo", f"ckpt={trained_run}", "port=0", "num_inference_steps=2",
-        "max_video_seconds=3", "max_pixels=200000", f"hydra.run.dir={run_dir}",
+        "max_video_seconds=3", "max_pixels=200000", "max_upload_mb=1", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     server = subprocess.Popen(
@@ -106,6 +97,7 @@ def test_bad_uploads_get_one_clear_message_each(demo_url, tmp_path):
         (png_bytes(500, 500), "big.png", {}, 413, "500x500"),
         (long_clip.read_bytes(), "long.mp4", {}, 413, "up to 3 s"),
         (b"", "empty.png", {}, 400, "is empty"),
+        (b"x" * (3 * 2**19), "huge.png", {}, 413, "files up to 1 MB"),
         (png_bytes(16, 16), "ok.png", {"task": "denoise"}, 400, "task must be one of"),
         (png_bytes(16, 16), "ok.png", {"prompt": "text"}, 400, "needs a prompt"),
         (png_bytes(16, 16), "ok.png", {"seed": "-1"}, 400, "seed must be a whole number"),
@@ -155,7 +147,9 @@ def test_in_a_real_browser_a_photo_and_a_clip_restore(demo_url, tmp_path):
         tmp_path / "clip.mp4", frames=4, width=48, height=32, fps="30000/1001", audio=True
     )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS), headless=True
+        )
         try:
             page = browser.new_page()
             page.goto(demo_url)
