@@ -219,3 +219,42 @@ def test_eval_data_video_scores_every_setting_against_the_ground_truth(trained_r
     bad = run_module("src.eval", "data=video", f"ckpt={trained_run}", "+data.settings.x={noise: warped}",
                      f"hydra.run.dir={tmp_path / 'bad'}")  # fmt: skip
     assert bad.returncode == 2 and "noise must be one of" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_eval_data_video_on_user_pairs_logs_video_panels_to_wandb(trained_run, tmp_path):
+    """data.pairs_dir: (degraded, clean) pairs matched by name (a video file, a folder of frames);
+    a name without its pair is left out; W&B gets the settings table, scalars and sample videos."""
+    from PIL import Image
+
+    from .wandb_offline import read_offline_run
+
+    pairs = tmp_path / "pairs"
+    clean = vio.make_test_clip(pairs / "clean" / "pan.mp4", frames=3, width=48, height=32, fps="25")
+    frames = vio.read_all_frames(clean)
+    with vio.VideoWriter(pairs / "degraded" / "pan.mp4", 48, 32, Fraction(25)) as writer:
+        writer.write((frames // 4).astype(np.uint8))  # a darkened copy
+    for folder, scale in (("clean", 1), ("degraded", 4)):
+        (pairs / folder / "still").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((frames[0] // scale).astype(np.uint8)).save(
+                pairs / folder / "still" / f"{i:02d}.png"
+            )
+    vio.make_test_clip(pairs / "degraded" / "lonely.mp4", frames=3, width=48, height=32)
+    out = tmp_path / "eval"
+    result = run_module(
+        "src.eval", "data=video", f"ckpt={trained_run}", STEPS, f"data.pairs_dir={pairs}", "data.fps=25",
+        "samples=1", f"hydra.run.dir={out}", f"paths.output_dir={tmp_path}",
+        env_extra={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "video_metrics.json").read_text())
+    assert [v["video"] for v in metrics["videos"]] == ["pan", "still"]
+    assert (
+        metrics["baseline"] == "gamma+denoise" and metrics["methods"]["input"]["psnr"] < 15
+    )  # 1/4 brightness
+    history, _ = read_offline_run(next((tmp_path / "wandb").glob("offline-run-*")))
+    assert history["eval_video/independent/psnr"][-1] == pytest.approx(
+        metrics["methods"]["independent"]["psnr"]
+    )
+    assert any(key.startswith("eval_video/samples/pan/") for key in history)
