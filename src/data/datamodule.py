@@ -91,7 +91,7 @@ class SyntheticClips(Dataset):
             if rng.random() < 0.5:
                 clean = np.ascontiguousarray(clean[:, ::-1])
         frames, _ = make_clip(clean, self.task, rng, self.preset, self.frames)
-        return {"frames": to_tensor_clip(frames), "prompt": self.prompts[key], "key": key}
+        return {"frames": to_tensor_clip(frames), "prompt": self.prompts[key], "key": key, "index": index}
 
 
 class BuiltClips(Dataset):
@@ -133,6 +133,7 @@ class BuiltClips(Dataset):
             "prompt": entry["prompt"],
             "key": entry["source"],
             "clip_id": self.clip_id(index),
+            "index": index,
         }
 
 
@@ -147,6 +148,8 @@ def collate_clips(items: list[dict | None]) -> dict | None:
     }
     if all("clip_id" in item for item in items):
         batch["clip_id"] = [item["clip_id"] for item in items]
+    if all("index" in item for item in items):  # the item's index in its dataset (validation dedup)
+        batch["index"] = torch.tensor([int(item["index"]) for item in items], dtype=torch.long)
     return batch
 
 

@@ -401,6 +401,7 @@ class PairSequences(Dataset):
             "prompt": self.prompts.get(pair.category) or self.prompts["*"],
             "key": pair.key,
             "category": pair.category,
+            "index": index,
         }
 
 

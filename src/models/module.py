@@ -83,7 +83,9 @@ class ProgressiveI2VModule(L.LightningModule):
         self.backbone.bind(components)
         self.strict_loading = False  # checkpoints hold only the adapter (or, lora=none, the transformer)
         self.last_frame_metrics: dict | None = None
-        self._val_sums: dict = {}
+        from src.metrics.accumulator import FrameMetricsAccumulator
+
+        self.val_scores = FrameMetricsAccumulator()  # across batches and ranks, each sample once
         self.val_samples: list = []
         # validation metrics beyond PSNR/SSIM; a plain dict so LPIPS never enters checkpoints
         self.metrics_cfg = dict(metrics or {})
@@ -193,18 +195,7 @@ class ProgressiveI2VModule(L.LightningModule):
         return model.to(self.device) if model is not None else None
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = {
-            "psnr": 0.0,
-            "ssim": 0.0,
-            "lpips": 0.0,
-            "warping_error": 0.0,
-            "flicker": 0.0,
-            "input_psnr": 0.0,
-            "input_ssim": 0.0,
-            "input_lpips": 0.0,
-            "colour": [],
-            "n": 0,
-        }
+        self.val_scores.reset()
         self.val_samples = []
 
     def validation_step(self, batch, batch_idx):
@@ -218,38 +209,46 @@ class ProgressiveI2VModule(L.LightningModule):
         generated = self.generate(frames[:, 0], batch["prompt"], seeds)
         psnr, ssim = frame_psnr_ssim(generated, target)
         input_psnr, input_ssim = frame_psnr_ssim(frames[:, :1], target)
-        sums = self._val_sums
-        sums["psnr"] = sums["psnr"] + psnr.sum(0).cpu()
-        sums["ssim"] = sums["ssim"] + ssim.sum(0).cpu()
-        sums["input_psnr"] += float(input_psnr.sum())
-        sums["input_ssim"] += float(input_ssim.sum())
+        lpips_bf = input_lpips = None
         lpips = self._lpips()
         if lpips is not None:
             batch_size, num_frames = generated.shape[:2]
             flat = generated.reshape(batch_size * num_frames, *generated.shape[2:])
             reference = target.unsqueeze(1).expand_as(generated).reshape_as(flat)
-            sums["lpips"] = (
-                sums["lpips"]
-                + lpips(flat.float(), reference.float()).view(batch_size, num_frames).sum(0).cpu()
-            )
-            sums["input_lpips"] += float(lpips(frames[:, 0].float(), target.float()).sum())
+            lpips_bf = lpips(flat.float(), reference.float()).view(batch_size, num_frames)
+            input_lpips = lpips(frames[:, 0].float(), target.float()).reshape(-1)
+        warping = flicker_scores = None
         if self.metrics_cfg.get("temporal", True):
             from src.metrics.temporal import flicker, warping_error
 
+            warping, flicker_scores = [], []
             for video in generated:  # (F, C, H, W) in [0, 1]
                 frames_fhwc = to_uint8_images(video)
-                sums["warping_error"] += warping_error(frames_fhwc)[0]
-                sums["flicker"] += flicker(frames_fhwc)[0]
-        for video, degraded in zip(
-            to_uint8_images(generated[:, 0]), to_uint8_images(frames[:, 0]), strict=True
-        ):
-            sums["colour"].append(mean_colour_error(video, degraded))
-        sums["n"] += frames.shape[0]
-        for i, category in enumerate(batch.get("category") or []):  # all-in-one: last frame per category
-            entry = sums.setdefault("categories", {}).setdefault(category, [0.0, 0.0, 0])
-            entry[0] += float(psnr[i, -1])
-            entry[1] += float(ssim[i, -1])
-            entry[2] += 1
+                warping.append(warping_error(frames_fhwc)[0])
+                flicker_scores.append(flicker(frames_fhwc)[0])
+        colour = [
+            mean_colour_error(video, degraded)
+            for video, degraded in zip(
+                to_uint8_images(generated[:, 0]), to_uint8_images(frames[:, 0]), strict=True
+            )
+        ]
+        if "index" in batch:
+            index = batch["index"]
+        else:  # a loader without indices: this rank's running count (not deduplicated across ranks)
+            index = torch.arange(frames.shape[0]) + batch_idx * frames.shape[0] + self.global_rank * 10**9
+        self.val_scores.update(
+            index,
+            psnr,
+            ssim,
+            lpips_bf,
+            warping,
+            flicker_scores,
+            input_psnr.reshape(-1),
+            input_ssim.reshape(-1),
+            input_lpips,
+            colour,
+            category=batch.get("category"),
+        )
         if len(self.val_samples) < 4:
             for i in range(min(frames.shape[0], 4 - len(self.val_samples))):
                 self.val_samples.append(
@@ -257,29 +256,29 @@ class ProgressiveI2VModule(L.LightningModule):
                 )
 
     def on_validation_epoch_end(self) -> None:
-        n = self._val_sums.get("n", 0)
+        # Every rank's samples, each once (src/metrics/accumulator.py): frame_metrics.json and the
+        # logged values are the same numbers. The values are already global, so no sync_dist.
+        scores = self.val_scores.compute()
+        n = scores["n"]
         if not n:
             return
-        psnr = (self._val_sums["psnr"] / n).tolist()
-        ssim = (self._val_sums["ssim"] / n).tolist()
-        has_lpips = isinstance(self._val_sums["lpips"], torch.Tensor)
-        lpips = (self._val_sums["lpips"] / n).tolist() if has_lpips else None
+        psnr, ssim, lpips = scores["psnr"], scores["ssim"], scores["lpips"]
         for index, value in enumerate(lpips or [], start=1):
-            self.log(f"val/lpips/f{index}", value, sync_dist=True)
+            self.log(f"val/lpips/f{index}", value)
         temporal = None
         if self.metrics_cfg.get("temporal", True):
-            temporal = {key: self._val_sums[key] / n for key in ("warping_error", "flicker")}
+            temporal = {key: scores[key] for key in ("warping_error", "flicker")}
             for key, value in temporal.items():
-                self.log(f"val/temporal/{key}", value, sync_dist=True)
+                self.log(f"val/temporal/{key}", value)
         for index, (p, s) in enumerate(zip(psnr, ssim, strict=True), start=1):
-            self.log(f"val/psnr/f{index}", p, sync_dist=True)
-            self.log(f"val/ssim/f{index}", s, sync_dist=True)
-        self.log("val/psnr_last", psnr[-1], prog_bar=True, sync_dist=True)
-        self.log("val/ssim_last", ssim[-1], sync_dist=True)
-        self.log("val/first_frame_colour_error", sum(self._val_sums["colour"]) / n, sync_dist=True)
-        for category, (psnr_sum, ssim_sum, count) in sorted(self._val_sums.get("categories", {}).items()):
-            self.log(f"val/category/{category}/psnr_last", psnr_sum / count, sync_dist=True)
-            self.log(f"val/category/{category}/ssim_last", ssim_sum / count, sync_dist=True)
+            self.log(f"val/psnr/f{index}", p)
+            self.log(f"val/ssim/f{index}", s)
+        self.log("val/psnr_last", psnr[-1], prog_bar=True)
+        self.log("val/ssim_last", ssim[-1])
+        self.log("val/first_frame_colour_error", scores["colour"])
+        for category, entry in sorted(scores["categories"].items()):
+            self.log(f"val/category/{category}/psnr_last", entry["psnr_last"])
+            self.log(f"val/category/{category}/ssim_last", entry["ssim_last"])
         from src.metrics import frame_metrics
 
         # the schema's one owner (src/metrics/frame_metrics.py) derives frames and the means
@@ -290,16 +289,13 @@ class ProgressiveI2VModule(L.LightningModule):
             ssim,
             lpips,  # None when the LPIPS weights are missing (never a made-up number)
             n,
-            input_psnr=self._val_sums["input_psnr"] / n,
-            input_ssim=self._val_sums["input_ssim"] / n,
-            input_lpips=self._val_sums["input_lpips"] / n if has_lpips else None,
+            input_psnr=scores["input_psnr"],
+            input_ssim=scores["input_ssim"],
+            input_lpips=scores["input_lpips"],
             temporal=temporal,
             # max over channels of |mean colour of generated frame 1 - mean colour of I_1|, 8-bit levels
-            first_frame_colour_error={
-                "mean": sum(self._val_sums["colour"]) / n,
-                "max": max(self._val_sums["colour"]),
-            },
+            first_frame_colour_error={"mean": scores["colour"], "max": scores["colour_max"]},
             global_step=int(self.global_step),
         )
         for name, value in self.last_frame_metrics["mean"].items():
-            self.log(f"val/mean/{name}", value, sync_dist=True)
+            self.log(f"val/mean/{name}", value)
