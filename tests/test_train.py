@@ -348,3 +348,23 @@ def test_synthetic_data_is_deterministic_and_held_out(tmp_path):
     assert set(a.val_set.keys) == {"coffee", "chelsea"} and not set(a.val_set.keys) & set(a.train_set.keys)
     item = a.val_set[0]
     assert item["frames"].shape == (9, 3, 64, 112) and item["prompt"].startswith("A blurred")
+
+
+def test_clip_numbering_is_global_across_ranks():
+    """Under DDP every rank reads its share of the epoch (DistributedSampler); the next epoch must
+    start after every rank's clips, not after this rank's: no clip number repeats across epochs
+    (with per-rank numbering, half of each epoch replayed the previous one)."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    from src.data.datamodule import ProgressionDataModule
+
+    module = ProgressionDataModule(**datamodule_kwargs("sr", "uniform", val_source_dir=None))
+    module.setup()
+    world, seen = 2, []
+    batches_per_rank = len(module.train_set) // world // module.batch_size
+    for epoch in range(3):
+        module.set_batches_done(epoch * batches_per_rank, world)
+        for rank in range(world):
+            sampler = DistributedSampler(module.train_set, num_replicas=world, rank=rank, shuffle=False)
+            seen += [module.train_set.first_sample + i for i in sampler]
+    assert len(seen) == len(set(seen)) == 3 * len(module.train_set)

@@ -421,11 +421,12 @@ class ProgressionDataModule(L.LightningDataModule):
             "val_images": sorted(val_sources),
         }
 
-    def set_batches_done(self, batches: int) -> None:
-        """Continue the clip numbering after ``batches`` training batches (read live with
-        num_workers=0; worker processes copy it when an epoch's iterator starts)."""
+    def set_batches_done(self, batches: int, world_size: int = 1) -> None:
+        """Continue the clip numbering after ``batches`` training batches of each of
+        ``world_size`` ranks (every rank's clips count: the numbering is global), read live with
+        num_workers=0; worker processes copy it when an epoch's iterator starts."""
         if isinstance(self.train_set, SyntheticClips):
-            self.train_set.first_sample = int(batches) * self.batch_size
+            self.train_set.first_sample = int(batches) * self.batch_size * int(world_size)
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, dataset, batch_size, shuffle):

@@ -638,9 +638,10 @@ class PairedDataModule(L.LightningDataModule):
                 continue
             yield pair, lq, hq
 
-    def set_batches_done(self, batches: int) -> None:
+    def set_batches_done(self, batches: int, world_size: int = 1) -> None:
+        """As ProgressionDataModule.set_batches_done: the sample numbering counts every rank."""
         if self.train_set is not None:
-            self.train_set.first_sample = int(batches) * self.batch_size
+            self.train_set.first_sample = int(batches) * self.batch_size * int(world_size)
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, dataset, batch_size):

@@ -118,7 +118,9 @@ class ProgressiveI2VModule(L.LightningModule):
         # may finish a restored epoch with a fresh iterator, hence also on_train_start).
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_batches_done"):
-            datamodule.set_batches_done(self.trainer.fit_loop.epoch_loop.batch_progress.total.ready)
+            datamodule.set_batches_done(
+                self.trainer.fit_loop.epoch_loop.batch_progress.total.ready, self.trainer.world_size
+            )  # batches of this rank; each of world_size ranks drew as many clips
 
     def on_train_start(self) -> None:
         self._sync_clip_numbering()
