@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -170,3 +171,86 @@ class InterruptCheckpoint(L.Callback):
             f"plus ckpt_path={path}",
             file=sys.stderr,
         )
+
+
+class PreemptionCheckpoint(L.Callback):
+    """Preemption and time-outs on a cluster. SLURM sends a signal some time before it kills a
+    job (submitit asks for SIGUSR2, ``signal_delay_s`` ahead; NCCL may catch USR1). On it, at the next batch end,
+    every rank agrees, ``<dirpath>/last.ckpt`` is written atomically (a temporary file renamed;
+    the same state as the periodic checkpoints) with ``.preempted.json`` beside it, and the
+    signal goes on to the handler that was there before (submitit's: it requeues the job). The
+    requeued job runs the same config in the same run dir and resumes from ``last.ckpt`` by
+    itself (src/train.py, ``ckpt_path=auto``). Without a scheduler's handler the run stops with
+    exit status 3 and the same message.
+
+    ``rehearse_at_step``: send the signal to this process once, at that step (recorded in
+    ``<dirpath>/.preemption_rehearsed``), to try requeue and resume before a long job."""
+
+    EXIT_STATUS = 3
+
+    def __init__(self, dirpath: str, signal_name: str = "USR2", rehearse_at_step: int | None = None):
+        import signal
+
+        self.dirpath, self.signal_name = Path(dirpath), str(signal_name).upper().removeprefix("SIG")
+        if not hasattr(signal, f"SIG{self.signal_name}"):
+            from src.utils.cli import ConfigError
+
+            raise ConfigError(
+                f"callbacks.preemption.signal_name={signal_name!r} is not a signal (e.g. USR1, USR2, TERM)"
+            )
+        self.signum = getattr(signal, f"SIG{self.signal_name}")
+        self.rehearse_at_step = None if rehearse_at_step is None else int(rehearse_at_step)
+        self.requested = self.preempted = False
+        self._previous = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        import signal
+        import threading
+
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return  # Python delivers signals to the main thread only
+        self._previous = signal.getsignal(self.signum)
+        signal.signal(self.signum, self._on_signal)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        import signal
+
+        if stage == "fit" and self._previous is not None and signal.getsignal(self.signum) == self._on_signal:
+            signal.signal(self.signum, self._previous)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requested = True  # acted on at the next batch end: never in the middle of a step
+        log.warning("received SIG%s: checkpointing at the end of this batch", self.signal_name)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import os
+
+        from src.utils.rundir import PREEMPTED
+
+        if self.rehearse_at_step is not None and trainer.global_step == self.rehearse_at_step:
+            marker = self.dirpath / ".preemption_rehearsed"
+            if trainer.is_global_zero and not marker.exists():
+                self.dirpath.mkdir(parents=True, exist_ok=True)
+                marker.write_text(f"step {trainer.global_step}\n")
+                os.kill(os.getpid(), self.signum)  # handled at once, in this (main) thread
+        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            return
+        self.preempted = True
+        path, partial = self.dirpath / "last.ckpt", self.dirpath / ".last.ckpt.partial"
+        trainer.save_checkpoint(partial)  # every rank takes part (sharded strategies write shards)
+        if trainer.is_global_zero:
+            os.replace(partial, path)  # a requeued job never finds half a file
+            (self.dirpath / PREEMPTED).write_text(
+                json.dumps({"global_step": int(trainer.global_step), "checkpoint": str(path)}) + "\n"
+            )
+        trainer.strategy.barrier()
+        log.warning(
+            "preempted at step %d: saved %s; the requeued job resumes from it (or rerun the same command "
+            "with ckpt_path=auto)",
+            trainer.global_step,
+            path,
+        )
+        previous = self._previous
+        if callable(previous):
+            previous(self.signum, None)  # submitit: requeue this job and exit
+        raise SystemExit(self.EXIT_STATUS)

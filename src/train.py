@@ -201,6 +201,17 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
     import lightning as L
 
     drop_duplicate_lightning_handler()
+    from src.utils.distributed import use_job_overrides_for_ddp_children
+
+    use_job_overrides_for_ddp_children()  # DDP ranks re-run this job, not the whole sweep
+    from src.utils.rundir import resolve_ckpt_path
+
+    resumed = resolve_ckpt_path(cfg.ckpt_path, run_dir)  # auto / a requeued job after preemption
+    if resumed != cfg.ckpt_path:
+        log.info("resuming from %s (ckpt_path=%s)", resumed, cfg.ckpt_path)
+    elif str(cfg.ckpt_path) == "auto":
+        log.info("ckpt_path=auto: no checkpoint in %s yet, starting afresh", run_dir)
+    cfg.ckpt_path = resumed
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     drift = cfg.get("drift") or {}
@@ -229,10 +240,15 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         except SystemExit:
-            # Lightning exits 1 after Ctrl-C (InterruptCheckpoint has saved interrupted.ckpt)
-            if trainer.interrupted:
+            # Lightning exits 1 after Ctrl-C (InterruptCheckpoint has saved interrupted.ckpt);
+            # a preempted run leaves with its scheduler's status (a requeue) as it is
+            preempted = any(getattr(c, "preempted", False) for c in trainer.callbacks)
+            if trainer.interrupted and not preempted:
                 raise KeyboardInterrupt from None
             raise
+        from src.utils.rundir import CHECKPOINTS, PREEMPTED
+
+        (run_dir / CHECKPOINTS / PREEMPTED).unlink(missing_ok=True)  # the preempted run has finished
     already_validated = (module.last_frame_metrics or {}).get("global_step") == trainer.global_step
     if cfg.validate and not already_validated:
         # train=false ckpt_path=...: evaluate a checkpoint (e.g. with other sampling settings).
@@ -253,6 +269,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         "skipped_clips": datamodule.skipped_clips(),
         "data": getattr(datamodule, "description", None),
         "drift_stage1": drift.get("stage1"),
+        "ddp": module.rank_sync,  # world size and every rank's weight digest (null in one process)
     }
     if cfg.export_lora and trainer.is_global_zero:
         # <run_dir>/lora (LoRA) or <run_dir>/transformer (lora=none): summary lora_dir / transformer_dir
@@ -263,7 +280,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
             extra={"task": cfg.task.name, "prompt": cfg.prompt.mode, "seed": cfg.seed},
         )
         summary[f"{directory.name}_dir"] = str(directory)
-    write_text_atomic(run_dir / "run_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    if trainer.is_global_zero:
+        write_text_atomic(run_dir / "run_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     log.info("run dir: %s", run_dir)
     if module.last_frame_metrics:
         m = module.last_frame_metrics
@@ -293,8 +311,11 @@ def main(cfg: DictConfig) -> dict:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_group = Path(hydra_cfg.sweep.dir).name if multirun else None
+    from src.utils.distributed import one_job_of_ranks
+
     try:
-        return train(cfg, run_dir, sweep_group)
+        with one_job_of_ranks():  # a multirun's next job launches its own DDP ranks
+            return train(cfg, run_dir, sweep_group)
     finally:
         try:
             import wandb

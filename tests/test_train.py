@@ -327,7 +327,13 @@ def test_dataset_source_checks_alignment_and_skips_corrupt_clips(tmp_path):
     ]
     batch = collate_clips(items)
     assert batch["frames"].shape[1:] == (9, 3, 64, 112)
-    assert batch["frames"].shape[0] == len(videos) - 1 and len(datamodule.skipped_clips()) == 1
+    assert batch["frames"].shape[0] == len(videos) - 1 and batch["skipped"][0].startswith(videos[0])
+    datamodule.record_skipped(batch)  # what the module's batch hooks do, in whichever process
+    datamodule.record_skipped(batch)  # met again in a later epoch: counted once
+    assert datamodule.skipped_clips() == batch["skipped"]
+    assert collate_clips([items[i] for i in range(len(items)) if "skipped" in items[i]]) == {
+        "skipped": batch["skipped"]
+    }, "a batch of only corrupt clips has no frames"
 
     prompts = spec.out_dir / "prompts_uniform.txt"
     prompts.write_text("\n".join(prompts.read_text().splitlines()[:-1]) + "\n")
@@ -342,29 +348,38 @@ def test_synthetic_data_is_deterministic_and_held_out(tmp_path):
     a, b = ProgressionDataModule(**kwargs), ProgressionDataModule(**kwargs)
     a.setup(), b.setup()
     assert torch.equal(a.train_set[5]["frames"], b.train_set[5]["frames"])
-    a.set_batches_done(10)
-    assert not torch.equal(a.train_set[5]["frames"], b.train_set[5]["frames"]), "later batches draw new clips"
-    assert torch.equal(a.train_set[0]["frames"], b.train_set[10 * b.batch_size]["frames"])
+    assert not torch.equal(a.train_set[5]["frames"], a.train_set[6]["frames"]), "every clip number a new clip"
+    a.set_batches_done(10)  # the stream continues after 10 batches
+    assert next(iter(a.train_sampler())) == 10 * a.batch_size
+    assert next(iter(b.train_sampler())) == 0
     assert set(a.val_set.keys) == {"coffee", "chelsea"} and not set(a.val_set.keys) & set(a.train_set.keys)
     item = a.val_set[0]
     assert item["frames"].shape == (9, 3, 64, 112) and item["prompt"].startswith("A blurred")
 
 
 def test_clip_numbering_is_global_across_ranks():
-    """Under DDP every rank reads its share of the epoch (DistributedSampler); the next epoch must
-    start after every rank's clips, not after this rank's: no clip number repeats across epochs
-    (with per-rank numbering, half of each epoch replayed the previous one)."""
-    from torch.utils.data.distributed import DistributedSampler
-
+    """Under DDP every rank reads its share of the epoch; the next epoch must start after every
+    rank's clips, not after this rank's: no clip number repeats across epochs (with per-rank
+    numbering, half of each epoch replayed the previous one), and each rank's batch is a
+    contiguous block (one curriculum step)."""
     from src.data.datamodule import ProgressionDataModule
+    from src.data.stream import StreamSampler
 
     module = ProgressionDataModule(**datamodule_kwargs("sr", "uniform", val_source_dir=None))
     module.setup()
     world, seen = 2, []
-    batches_per_rank = len(module.train_set) // world // module.batch_size
+    samplers = [
+        StreamSampler(len(module.train_set), module.batch_size, 0, False, r, world) for r in range(world)
+    ]
     for epoch in range(3):
-        module.set_batches_done(epoch * batches_per_rank, world)
-        for rank in range(world):
-            sampler = DistributedSampler(module.train_set, num_replicas=world, rank=rank, shuffle=False)
-            seen += [module.train_set.first_sample + i for i in sampler]
+        module.set_batches_done(epoch * samplers[0].batches, world)
+        for sampler in samplers:
+            module._train_sampler = sampler
+            module.set_batches_done(epoch * sampler.batches, world)
+            drawn = list(sampler)
+            blocks = [drawn[i : i + module.batch_size] for i in range(0, len(drawn), module.batch_size)]
+            assert all(b == list(range(b[0], b[0] + len(b))) for b in blocks), (
+                "one contiguous block per batch"
+            )
+            seen += drawn
     assert len(seen) == len(set(seen)) == 3 * len(module.train_set)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.degradations import DegradationPreset, make_clip
 from src.data.images import BUNDLED_PHOTOS, Source, SourceError, fit_to_output, list_sources, load_image
+from src.data.stream import StreamingTrainData
 from src.prompts import load_captions, prompt_file_name, prompts_for
 from src.utils.cli import ConfigError, InputError, MissingFileError, number
 from src.utils.frames import to_float_tensor
@@ -49,9 +50,9 @@ def random_crop(
 
 
 class SyntheticClips(Dataset):
-    """Progression clips made on the fly. Training item i is clip number ``first_sample + i``, a
-    pure function of (seed, clip number): runs, and runs resumed from a checkpoint, see the same
-    clips in the same order without shuffling."""
+    """Progression clips made on the fly. Training item i is clip number i of the stream
+    (src/data/stream.py), a pure function of (seed, clip number): runs, and runs resumed from a
+    checkpoint, see the same clips in the same order without shuffling."""
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class SyntheticClips(Dataset):
     ):
         self.images, self.prompts, self.keys = images, prompts, sorted(images)
         self.task, self.preset, self.frames, self.height, self.width = task, preset, frames, height, width
-        self.length, self.seed, self.crop, self.stage, self.first_sample = length, seed, crop, stage, 0
+        self.length, self.seed, self.crop, self.stage = length, seed, crop, stage
 
     def __len__(self) -> int:
         return self.length
@@ -82,9 +83,7 @@ class SyntheticClips(Dataset):
             )
             clean, _ = fit_to_output(self.images[key], self.height, self.width)
         else:
-            rng = np.random.default_rng(
-                stable_seed(self.seed, self.stage, self.task, self.first_sample + index)
-            )
+            rng = np.random.default_rng(stable_seed(self.seed, self.stage, self.task, index))
             key = self.keys[int(rng.integers(len(self.keys)))]
             crop = random_crop(self.images[key], rng, self.crop, self.height, self.width)
             clean, _ = fit_to_output(crop, self.height, self.width)
@@ -95,11 +94,11 @@ class SyntheticClips(Dataset):
 
 
 class BuiltClips(Dataset):
-    """Clips of a built dataset; corrupt clips yield None (skipped by the collate, counted)."""
+    """Clips of a built dataset; a corrupt clip yields ``{"skipped": "<clip>: <reason>"}``, left out
+    of its batch by the collate and counted wherever it was read (worker or rank)."""
 
     def __init__(self, root: Path, entries: list[dict], height: int, width: int, frames: int):
         self.root, self.entries, self.height, self.width, self.frames = root, entries, height, width, frames
-        self.failures: list[str] = []
         self._clip_ids: dict[int, str] = {}
 
     supports_cache = True  # fixed clips: their encoder outputs can be cached by content
@@ -115,7 +114,7 @@ class BuiltClips(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int) -> dict:
         from src.data.clip_io import read_clip
 
         entry = self.entries[index]
@@ -124,9 +123,8 @@ class BuiltClips(Dataset):
             if clip.shape[0] != self.frames:
                 raise ValueError(f"{clip.shape[0]} frames, expected {self.frames}")
         except Exception as err:  # noqa: BLE001 - any decoder error means an unusable clip
-            self.failures.append(f"{entry['video']}: {err}")
             log.warning("skipping corrupt clip %s (%s)", entry["video"], err)
-            return None
+            return {"skipped": f"{entry['video']}: {err}"}
         resized = np.stack([fit_to_output(frame, self.height, self.width)[0] for frame in clip])
         return {
             "frames": to_tensor_clip(resized),
@@ -137,10 +135,13 @@ class BuiltClips(Dataset):
         }
 
 
-def collate_clips(items: list[dict | None]) -> dict | None:
-    items = [item for item in items if item is not None]
+def collate_clips(items: list[dict]) -> dict:
+    """A batch of the readable items; ``skipped`` names the unreadable ones (a batch of only those
+    has no ``frames``: the steps pass it by)."""
+    skipped = [item["skipped"] for item in items if "skipped" in item]
+    items = [item for item in items if "skipped" not in item]
     if not items:
-        return None
+        return {"skipped": skipped}
     batch = {
         "frames": torch.stack([item["frames"] for item in items]),
         "prompt": [item["prompt"] for item in items],
@@ -150,6 +151,8 @@ def collate_clips(items: list[dict | None]) -> dict | None:
         batch["clip_id"] = [item["clip_id"] for item in items]
     if all("index" in item for item in items):  # the item's index in its dataset (validation dedup)
         batch["index"] = torch.tensor([int(item["index"]) for item in items], dtype=torch.long)
+    if skipped:
+        batch["skipped"] = skipped
     return batch
 
 
@@ -203,19 +206,22 @@ def read_built_dataset(root: Path, prompt_mode: str, frames: int) -> list[dict]:
 
 def _require_a_readable_clip(dataset: BuiltClips, name: str, root: Path) -> None:
     """Decode clips until one works (normally the first): a dataset whose every clip is missing
-    or unreadable fails here, naming them, instead of inside the training loop."""
+    or unreadable fails here, naming them, instead of inside the training loop (the clips met
+    are counted when training reads them)."""
+    failures = []
     for index in range(len(dataset)):
-        if dataset[index] is not None:
-            dataset.failures.clear()  # counted again when training reads them
+        item = dataset[index]
+        if "skipped" not in item:
             return
-    listed = "; ".join(dataset.failures[:3])
+        failures.append(item["skipped"])
+    listed = "; ".join(failures[:3])
     raise InputError(
         f"none of the {len(dataset)} {name} clips of {root} can be read ({listed}"
-        f"{'; ...' if len(dataset.failures) > 3 else ''}): rebuild the dataset with python -m src.build_dataset"
+        f"{'; ...' if len(failures) > 3 else ''}): rebuild the dataset with python -m src.build_dataset"
     )
 
 
-class ProgressionDataModule(L.LightningDataModule):
+class ProgressionDataModule(StreamingTrainData, L.LightningDataModule):
     def __init__(
         self,
         task: str,
@@ -286,6 +292,7 @@ class ProgressionDataModule(L.LightningDataModule):
             int(num_workers),
         )
         self.shared_dir = shared_dir
+        self._stream_shuffle = source == "dataset"  # a fixed dataset: a new seeded order every pass
         self.train_set = self.val_set = None
         self.description: dict = {}
 
@@ -421,35 +428,27 @@ class ProgressionDataModule(L.LightningDataModule):
             "val_images": sorted(val_sources),
         }
 
-    def set_batches_done(self, batches: int, world_size: int = 1) -> None:
-        """Continue the clip numbering after ``batches`` training batches of each of
-        ``world_size`` ranks (every rank's clips count: the numbering is global), read live with
-        num_workers=0; worker processes copy it when an epoch's iterator starts."""
-        if isinstance(self.train_set, SyntheticClips):
-            self.train_set.first_sample = int(batches) * self.batch_size * int(world_size)
-
     # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, dataset, batch_size, shuffle):
+    def _loader(self, dataset, batch_size, sampler=None):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            shuffle=False,
             num_workers=self.num_workers,
             collate_fn=collate_clips,
             persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds
         )
 
     def train_dataloader(self):
-        # Synthetic items are already random per (seed, epoch, index): no shuffle keeps resumes exact.
-        return self._loader(self.train_set, self.batch_size, shuffle=self.source == "dataset")
+        # The stream (src/data/stream.py) orders the clips: seeded, global across ranks, resumable.
+        return self._loader(self.train_set, self.batch_size, self.train_sampler())
 
     def val_dataloader(self):
-        return self._loader(self.val_set, self.val_batch_size, shuffle=False)
+        return self._loader(self.val_set, self.val_batch_size)
 
     def skipped_clips(self) -> list[str]:
-        failures = []
-        for dataset in (self.train_set, self.val_set):
-            failures += getattr(dataset, "failures", [])
-        return failures
+        """Corrupt clips met so far by any worker or rank (after gather_skipped)."""
+        return self.stream_skipped()

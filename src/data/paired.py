@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.degradations import interpolation_weights, render_interpolate
 from src.data.images import IMAGE_EXTENSIONS, fit_to_output
+from src.data.stream import StreamingTrainData
 from src.utils.cli import ConfigError, InputError, number
 from src.utils.frames import to_float_tensor
 from src.utils.seeding import stable_seed
@@ -340,8 +341,9 @@ def crop_pair(
 # Datasets
 # ----------------------------------------------------------------------------------------------
 class PairSequences(Dataset):
-    """Pseudo-temporal sequences of pairs. ``train``: item i is sample ``first_sample + i``, a pure
-    function of (seed, sample number), cropped at its step's curriculum size. ``val``: pair i,
+    """Pseudo-temporal sequences of pairs. ``train``: item i is sample i of the stream
+    (src/data/stream.py), a pure function of (seed, sample number), cropped at its step's
+    curriculum size (the step counts every rank's batches: ``world_size``). ``val``: pair i,
     fitted to the model's H x W (centre crop + resize), fixed."""
 
     supports_cache = False  # crops change every sample
@@ -366,19 +368,19 @@ class PairSequences(Dataset):
         self.height, self.width, self.seed, self.train = height, width, seed, train
         self.length = int(length if length is not None else len(pairs))
         self.curriculum = curriculum or Curriculum([])
-        self.batch_size, self.accumulate, self.first_sample = int(batch_size), int(accumulate), 0
-        self.failures: list[str] = []
+        self.batch_size, self.accumulate, self.world_size = int(batch_size), int(accumulate), 1
 
     def __len__(self) -> int:
         return self.length
 
     def size_of_sample(self, sample: int) -> tuple[int, int]:
-        size = self.curriculum.size_at(sample // self.batch_size // self.accumulate)
+        # a rank's batch is a contiguous block of the stream: position // (B * W) is its batch count
+        size = self.curriculum.size_at(sample // (self.batch_size * self.world_size) // self.accumulate)
         return (size, size) if size else (self.height, self.width)
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int) -> dict:
         if self.train:
-            sample = self.first_sample + index
+            sample = index
             rng = np.random.default_rng(stable_seed(self.seed, "paired-train", sample))
             pick = int(rng.integers(len(self.pairs)))
         else:
@@ -387,9 +389,8 @@ class PairSequences(Dataset):
         try:
             lq, hq = self.loader(pick)
         except InputError as err:
-            self.failures.append(f"{pair.key}: {err}")
             log.warning("skipping pair %s (%s)", pair.key, err)
-            return None
+            return {"skipped": f"{pair.key}: {err}"}
         if self.train:
             lq, hq = crop_pair(lq, hq, rng, *self.size_of_sample(sample))
         else:
@@ -405,16 +406,16 @@ class PairSequences(Dataset):
         }
 
 
-def collate_pairs(items: list[dict | None]) -> dict | None:
+def collate_pairs(items: list[dict]) -> dict:
     from src.data.datamodule import collate_clips
 
     batch = collate_clips(items)
-    if batch is not None:
-        batch["category"] = [item["category"] for item in items if item is not None]
+    if "frames" in batch:
+        batch["category"] = [item["category"] for item in items if "skipped" not in item]
     return batch
 
 
-class PairedDataModule(L.LightningDataModule):
+class PairedDataModule(StreamingTrainData, L.LightningDataModule):
     """``data=paired`` (folders) / ``data=allinone`` (synthetic pairs); see the module docstring."""
 
     def __init__(
@@ -638,29 +639,23 @@ class PairedDataModule(L.LightningDataModule):
                 continue
             yield pair, lq, hq
 
-    def set_batches_done(self, batches: int, world_size: int = 1) -> None:
-        """As ProgressionDataModule.set_batches_done: the sample numbering counts every rank."""
-        if self.train_set is not None:
-            self.train_set.first_sample = int(batches) * self.batch_size * int(world_size)
-
     # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, dataset, batch_size):
+    def _loader(self, dataset, batch_size, sampler=None):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=False,  # samples are already random per (seed, sample number): exact resumes
+            shuffle=False,  # the stream orders training samples (src/data/stream.py)
             num_workers=self.num_workers,
             collate_fn=collate_pairs,
             pin_memory=torch.cuda.is_available(),
+            sampler=sampler,
         )
 
     def train_dataloader(self):
-        return self._loader(self.train_set, self.batch_size)
+        return self._loader(self.train_set, self.batch_size, self.train_sampler())
 
     def val_dataloader(self):
         return self._loader(self.val_set, self.val_batch_size)
 
     def skipped_clips(self) -> list[str]:
-        return [f"{s['path']}: {s['reason']}" for s in self.skipped] + [
-            failure for d in (self.train_set, self.val_set) for failure in getattr(d, "failures", [])
-        ]
+        return [f"{s['path']}: {s['reason']}" for s in self.skipped] + self.stream_skipped()

@@ -83,6 +83,7 @@ class ProgressiveI2VModule(L.LightningModule):
         self.backbone.bind(components)
         self.strict_loading = False  # checkpoints hold only the adapter (or, lora=none, the transformer)
         self.last_frame_metrics: dict | None = None
+        self.rank_sync: dict | None = None
         from src.metrics.accumulator import FrameMetricsAccumulator
 
         self.val_scores = FrameMetricsAccumulator()  # across batches and ranks, each sample once
@@ -128,8 +129,32 @@ class ProgressiveI2VModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._sync_clip_numbering()
 
+    def _datamodule_call(self, name: str, *args) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, name):
+            getattr(datamodule, name)(*args)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._datamodule_call("record_skipped", batch)  # corrupt clips met in any worker
+
+    def on_validation_batch_start(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._datamodule_call("record_skipped", batch)
+
+    def on_train_end(self) -> None:
+        self._datamodule_call("gather_skipped")  # every rank's (a collective: every rank is here)
+        from src.utils.distributed import ranks_in_sync
+
+        self.rank_sync = ranks_in_sync(self)  # None in one process; else every rank's weight digest
+        if self.rank_sync and not self.rank_sync["in_sync"]:
+            log.error("the ranks ended with different trainable weights: %s", self.rank_sync)
+
+    def on_validation_end(self) -> None:
+        self._datamodule_call("gather_skipped")
+
     def training_step(self, batch, batch_idx):
-        if batch is None:  # every clip of this batch was corrupt (counted by the data module)
+        if "frames" not in batch:  # every clip of this batch was corrupt (counted by the data module)
+            if self.trainer.world_size > 1:  # a step must still reduce gradients with the other ranks
+                return sum(p.sum() * 0.0 for p in self.transformer.parameters() if p.requires_grad)
             return None
         batch_size = batch["frames"].shape[0]
         loss = self.backbone.training_loss(batch, self._generator("train", self.global_step))
@@ -201,12 +226,23 @@ class ProgressiveI2VModule(L.LightningModule):
         self.val_samples = []
 
     def validation_step(self, batch, batch_idx):
-        if batch is None:
+        if "frames" not in batch:
             return
         frames = batch["frames"].to(self.device)  # (B, F, C, H, W): degraded ... clean
         target = frames[:, -1]
+        # Seeded by the sample's place in the validation set (as batch b, item i of one process),
+        # so every rank split draws the same noise: DDP validates exactly as one process does.
+        per_batch = getattr(getattr(self.trainer, "datamodule", None), "val_batch_size", None) or len(
+            batch["key"]
+        )
+        places = (
+            batch["index"].tolist()
+            if "index" in batch
+            else [batch_idx * per_batch + i for i in range(len(batch["key"]))]
+        )
         seeds = [
-            self._generator("val", key, batch_idx, i).initial_seed() for i, key in enumerate(batch["key"])
+            self._generator("val", key, place // per_batch, place % per_batch).initial_seed()
+            for key, place in zip(batch["key"], places, strict=True)
         ]
         generated = self.generate(frames[:, 0], batch["prompt"], seeds)
         psnr, ssim = frame_psnr_ssim(generated, target)

@@ -30,6 +30,8 @@ from src.utils.cli import ConfigError, InputError, exit_on_user_error
 from src.utils.io import confined
 
 MARKER = ".progrestore_run.json"
+CHECKPOINTS = "checkpoints"  # <run dir>/checkpoints (conf/callbacks/default.yaml writes there)
+PREEMPTED = ".preempted.json"  # beside last.ckpt after a preemption (src/callbacks.PreemptionCheckpoint)
 _HELD: list = []  # open lock files of this process (kept open until exit)
 
 
@@ -61,7 +63,10 @@ def claim(config: DictConfig, key: str, what: str) -> Path:
     suffixes = [""] if chosen else ["", *(f"_{i}" for i in range(2, 100))]
     for suffix in suffixes:
         candidate = directory.with_name(directory.name + suffix)
-        resuming = bool(ckpt) and confined(candidate, str(Path(str(ckpt)).expanduser()))
+        if str(ckpt) == "auto":  # resumes when the dir holds a checkpoint, else starts afresh
+            resuming = (candidate / CHECKPOINTS / "last.ckpt").is_file()
+        else:
+            resuming = bool(ckpt) and confined(candidate, str(Path(str(ckpt)).expanduser()))
         try:
             _claim(candidate, what, resuming)
         except RunDirInUse:
@@ -78,6 +83,16 @@ def claim(config: DictConfig, key: str, what: str) -> Path:
             OmegaConf.update(config, setting, str(candidate), merge=False)
         return candidate
     raise AssertionError("unreachable")  # the last suffix re-raises
+
+
+def resolve_ckpt_path(ckpt_path, run_dir: Path) -> str | None:
+    """``ckpt_path=auto``: ``<run dir>/checkpoints/last.ckpt`` when it exists, else a fresh start.
+    A run dir whose last run was preempted (``.preempted.json`` beside it) resumes from it even
+    without ``auto``: the requeued job of a cluster sweep is the same run going on."""
+    last = Path(run_dir) / CHECKPOINTS / "last.ckpt"
+    if str(ckpt_path) == "auto" or (ckpt_path is None and (last.parent / PREEMPTED).is_file()):
+        return str(last) if last.is_file() else None
+    return ckpt_path
 
 
 def hold_lock(lock_path: Path, in_use: str) -> tuple:
@@ -166,6 +181,10 @@ class RunDirLock(Callback):
     # Exceptions raised in a callback reach Hydra's own reporter (several lines, exit 1): apply
     # the user-error policy here.
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from src.utils.distributed import secondary_rank
+
+        if secondary_rank():  # DDP rank 1..N-1 of the run that claimed this dir (rank 0)
+            return
         exit_on_user_error(lambda: claim(config, "run.dir", "run"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:

@@ -1,0 +1,107 @@
+"""Multi-process helpers: how Lightning's DDP re-launches a Hydra job, and a check that every rank
+ends with the same trained weights.
+
+Lightning's ``strategy=ddp`` starts ranks 1..N-1 by re-running the script. Under Hydra it re-runs
+``sys.argv`` (lightning.fabric ``_hydra_subprocess_cmd``): in a multirun (``-m a=1,2``) every
+child re-runs the *whole sweep*, each job of it in the wrong directory (a known Lightning/Hydra
+problem). :func:`use_job_overrides_for_ddp_children` makes the children run *this job*: its own
+overrides (Hydra's ``overrides.task``, the sweep values of this job) in run mode, in this job's
+output directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+
+import torch
+
+
+def secondary_rank() -> bool:
+    """True in rank 1..N-1 of a multi-process run (Lightning's DDP children, torchrun, srun): the
+    run dir is rank 0's, so these processes neither claim it nor write its run-level files."""
+    for variable in ("LOCAL_RANK", "RANK", "SLURM_PROCID"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return True
+    return False
+
+
+def hydra_child_command(local_rank: int) -> tuple[list[str], str]:
+    """(command, cwd) of DDP rank ``local_rank``: this Hydra job, once, in its own directory."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    import __main__
+
+    hydra_cfg = HydraConfig.get()
+    if getattr(__main__, "__spec__", None) is not None:
+        command = [sys.executable, "-m", __main__.__spec__.name]
+    else:  # a script path
+        from hydra.utils import to_absolute_path
+
+        command = [sys.executable, to_absolute_path(sys.argv[0])]
+    command += [str(o) for o in hydra_cfg.overrides.task]
+    command += [
+        f'hydra.run.dir="{hydra_cfg.runtime.output_dir}"',
+        f"hydra.job.name={hydra_cfg.job.name}_ddp_rank{local_rank}",
+        "hydra.output_subdir=null",  # rank 0 wrote the job's .hydra/ configs
+    ]
+    return command, get_original_cwd()
+
+
+def use_job_overrides_for_ddp_children() -> None:
+    """Route Lightning's Hydra child command through :func:`hydra_child_command`."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = hydra_child_command
+
+
+def trainable_digest(module: torch.nn.Module) -> str:
+    """sha256 of every trainable tensor's bytes, in name order (bit-identical weights, same digest)."""
+    digest = hashlib.sha256()
+    for name, parameter in sorted(module.named_parameters()):
+        if parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(
+                parameter.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            )
+    return digest.hexdigest()
+
+
+def ranks_in_sync(module: torch.nn.Module) -> dict | None:
+    """Every rank's trainable digest (a collective: every rank calls it); None in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    everyone: list = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, trainable_digest(module))
+    return {"world_size": len(everyone), "trainable_sha256": everyone, "in_sync": len(set(everyone)) == 1}
+
+
+# set in the launching process by Lightning's DDP launcher (_call_children_scripts)
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextlib.contextmanager
+def one_job_of_ranks():
+    """One Hydra job's worth of DDP: afterwards the process group is closed and the variables
+    Lightning's launcher set in this process are as before. Without it the next job of a
+    multirun inherits LOCAL_RANK (Lightning then thinks its ranks were started externally and
+    waits for a rank 1 that never comes) and a process group whose peers have exited."""
+    import torch.distributed as dist
+
+    before = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
