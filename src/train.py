@@ -58,7 +58,9 @@ def validate_config(cfg: DictConfig) -> None:
         if cfg.trainer.get(key) is not None:
             number(cfg.trainer[key], f"trainer.{key}")
     if is_full_finetune(cfg.lora):  # lora=none of a model it does not fit: refused first, weights unread
-        build_backbone(_container(cfg.model)).check_finetune_mode(cfg.lora)
+        from src.utils.distributed import shards_weights
+
+        build_backbone(_container(cfg.model)).check_finetune_mode(cfg.lora, shards_weights(cfg.trainer))
     validate_lora_config(
         cfg.lora.rank,
         cfg.lora.alpha,
@@ -163,6 +165,7 @@ def build_datamodule(cfg: DictConfig):
 
 def build_module(cfg: DictConfig, components=None):
     from src.models.module import ProgressiveI2VModule
+    from src.utils.distributed import shards_weights
 
     return ProgressiveI2VModule(
         model=_container(cfg.model),
@@ -174,6 +177,7 @@ def build_module(cfg: DictConfig, components=None):
         prompt_mode=cfg.prompt.mode,
         components=components,
         metrics=_container(cfg.metrics) if cfg.get("metrics") else None,
+        sharded=shards_weights(cfg.trainer),
     )
 
 
@@ -271,6 +275,13 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
         "drift_stage1": drift.get("stage1"),
         "ddp": module.rank_sync,  # world size and every rank's weight digest (null in one process)
     }
+    gathered = None
+    if cfg.export_lora and module.sharded:  # FSDP2 shards: every rank helps to make them whole
+        from src.models.lora import full_tensors, is_full_finetune, lora_state_dict
+
+        transformer = module.transformer
+        full = is_full_finetune(_container(cfg.lora))
+        gathered = full_tensors(transformer.state_dict() if full else lora_state_dict(transformer))
     if cfg.export_lora and trainer.is_global_zero:
         # <run_dir>/lora (LoRA) or <run_dir>/transformer (lora=none): summary lora_dir / transformer_dir
         directory = module.backbone.export_trained(
@@ -278,6 +289,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
             run_dir,
             _container(cfg.lora),
             extra={"task": cfg.task.name, "prompt": cfg.prompt.mode, "seed": cfg.seed},
+            state_dict=gathered,
         )
         summary[f"{directory.name}_dir"] = str(directory)
     if trainer.is_global_zero:

@@ -25,7 +25,7 @@ def _launcher(overrides: list[str]) -> dict:
 def test_slurm_launcher_takes_tasks_and_gpus_from_the_trainer_and_writes_the_sbatch(tmp_path, monkeypatch):
     monkeypatch.setenv("PROGRESTORE_SLURM_PARTITION", "gpu-long")
     monkeypatch.setenv("PROGRESTORE_SLURM_ACCOUNT", "vision")
-    params = _launcher(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "+trainer.num_nodes=2"])
+    params = _launcher(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"])
     assert (params["nodes"], params["tasks_per_node"], params["gpus_per_node"]) == (2, 4, 4)
     assert (params["partition"], params["account"], params["qos"]) == ("gpu-long", "vision", None)
     assert params["max_num_timeout"] > 0, "time-outs requeue"

@@ -195,19 +195,20 @@ class Backbone:
     @property
     def supports_full_finetune(self) -> bool:
         """Whether ``lora=none`` (every transformer weight trained, fp32 weights + grads + AdamW
-        state on one device) fits this model: the tiny models only; a 5B transformer needs a
-        sharded strategy (FSDP/DeepSpeed), which this platform does not have yet."""
+        state) fits one device: the tiny models only; a 5B transformer needs its weights and
+        optimizer state sharded across GPUs (trainer=fsdp)."""
         return self.is_tiny
 
-    def check_finetune_mode(self, lora_cfg) -> None:
-        """Config time: refuse full fine-tuning (lora=none) of a model it does not fit."""
+    def check_finetune_mode(self, lora_cfg, sharded: bool = False) -> None:
+        """Config time: refuse full fine-tuning (lora=none) of a model it does not fit
+        (``sharded``: the trainer's strategy shards the weights, so any model is allowed)."""
         from src.models.lora import is_full_finetune
 
-        if is_full_finetune(lora_cfg) and not self.supports_full_finetune:
+        if is_full_finetune(lora_cfg) and not (self.supports_full_finetune or sharded):
             raise ConfigError(
-                f"lora=none (full fine-tuning) of {self.name} needs a sharded strategy (FSDP/DeepSpeed, "
-                "a later issue); use LoRA (lora=default / lora=attn_ff) or a tiny model (model=tiny / "
-                "model=tiny_wan)"
+                f"lora=none (full fine-tuning) of {self.name} does not fit one GPU: shard it with "
+                "trainer=fsdp (FSDP2 per transformer block), or use LoRA (lora=default / lora=attn_ff), "
+                "or a tiny model (model=tiny / model=tiny_wan)"
             )
 
     @property
@@ -519,17 +520,31 @@ class Backbone:
             **(extra or {}),
         }
 
-    def export_trained(self, transformer, run_dir: Path, lora_cfg: dict, extra: dict | None = None) -> Path:
+    def export_trained(
+        self,
+        transformer,
+        run_dir: Path,
+        lora_cfg: dict,
+        extra: dict | None = None,
+        state_dict: dict | None = None,
+    ) -> Path:
         """The end-of-run export of what training changed: ``<run_dir>/lora`` (a LoRA,
         :meth:`export_lora`) or, for full fine-tuning (lora=none), ``<run_dir>/transformer``
         (:meth:`export_transformer`). Returns the directory written."""
         from src.models.lora import is_full_finetune
 
         if is_full_finetune(lora_cfg):
-            return self.export_transformer(transformer, Path(run_dir) / "transformer", extra)
-        return self.export_lora(transformer, Path(run_dir) / "lora", lora_cfg, extra)
+            return self.export_transformer(transformer, Path(run_dir) / "transformer", extra, state_dict)
+        return self.export_lora(transformer, Path(run_dir) / "lora", lora_cfg, extra, state_dict)
 
-    def export_lora(self, transformer, directory: Path, lora_cfg: dict, extra: dict | None = None) -> Path:
+    def export_lora(
+        self,
+        transformer,
+        directory: Path,
+        lora_cfg: dict,
+        extra: dict | None = None,
+        state_dict: dict | None = None,
+    ) -> Path:
         """A diffusers-format LoRA export that ``<family pipeline>.load_lora_weights`` reads, with
         the run's settings (and this family's positional-embedding choice) in lora_config.json."""
         from src.models.lora import export_lora
@@ -542,15 +557,18 @@ class Backbone:
             list(lora_cfg["target_modules"]),
             extra=self._export_metadata(extra),
             pipeline_class=self.pipeline_class,
+            state_dict=state_dict,
         )
 
-    def export_transformer(self, transformer, directory: Path, extra: dict | None = None) -> Path:
+    def export_transformer(
+        self, transformer, directory: Path, extra: dict | None = None, state_dict: dict | None = None
+    ) -> Path:
         """A fully fine-tuned transformer (lora=none): diffusers ``save_pretrained`` (safetensors;
         ``<TransformerClass>.from_pretrained`` reads it) plus finetune_config.json with the
         settings lora_config.json holds for a LoRA (no rank/alpha/target_modules; ``full: true``)."""
         from src.models.lora import export_transformer
 
-        return export_transformer(transformer, directory, self._export_metadata(extra))
+        return export_transformer(transformer, directory, self._export_metadata(extra), state_dict)
 
     def load_transformer(self, transformer, directory: Path) -> dict:
         """A :meth:`export_transformer` directory's weights into ``transformer`` (before
@@ -573,6 +591,12 @@ class Backbone:
         CogVideoX positional-embedding choice); nothing by default."""
 
     # -- memory plan ------------------------------------------------------------------------------
+    block_list = "transformer_blocks"  # the transformer's ModuleList of blocks (FSDP's units)
+
+    def blocks(self, transformer) -> torch.nn.ModuleList:
+        """The transformer blocks, each one FSDP unit under trainer=fsdp."""
+        return getattr(transformer, self.block_list)
+
     def tokens_per_sample(
         self, vae_config: dict, transformer_config: dict, frames: int, height: int, width: int
     ) -> dict:

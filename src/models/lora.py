@@ -96,6 +96,11 @@ def lora_state_dict(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
     return get_peft_model_state_dict(transformer)
 
 
+def full_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """FSDP2 shards (DTensors) made whole: a collective, so every rank calls it."""
+    return {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in state.items()}
+
+
 def export_lora(
     transformer: torch.nn.Module,
     directory: Path,
@@ -104,10 +109,12 @@ def export_lora(
     target_modules,
     extra: dict | None = None,
     pipeline_class=None,
+    state_dict: dict | None = None,
 ) -> Path:
     """Diffusers-format LoRA (``pytorch_lora_weights.safetensors`` with adapter metadata) that the
     family's ``pipeline_class.load_lora_weights`` reads (CogVideoXImageToVideoPipeline when not
-    given; a family passes its own); rank/alpha also in lora_config.json."""
+    given; a family passes its own); rank/alpha also in lora_config.json. ``state_dict``: the
+    LoRA tensors already gathered (sharded runs: :func:`full_tensors` on every rank first)."""
     from src.utils.io import atomic_path
 
     if pipeline_class is None:
@@ -121,7 +128,8 @@ def export_lora(
         pipeline_class.save_lora_weights(
             directory,
             transformer_lora_layers={
-                k: v.detach().float().cpu() for k, v in lora_state_dict(transformer).items()
+                k: v.detach().float().cpu()
+                for k, v in (state_dict if state_dict is not None else lora_state_dict(transformer)).items()
             },
             transformer_lora_adapter_metadata=metadata,
         )
@@ -186,7 +194,9 @@ def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progresto
 FINETUNE_CONFIG_NAME = "finetune_config.json"  # beside the transformer's config.json and weights
 
 
-def export_transformer(transformer: torch.nn.Module, directory: Path, extra: dict | None = None) -> Path:
+def export_transformer(
+    transformer: torch.nn.Module, directory: Path, extra: dict | None = None, state_dict: dict | None = None
+) -> Path:
     """The fine-tuned transformer as diffusers ``save_pretrained`` writes it (config.json and
     safetensors weights, which ``<TransformerClass>.from_pretrained`` reads), plus
     finetune_config.json: ``{"full": true}`` and ``extra`` (model, geometry, task, prompt, seed)."""
@@ -195,7 +205,22 @@ def export_transformer(transformer: torch.nn.Module, directory: Path, extra: dic
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(final) as directory:  # a crash never leaves a half export that looks complete
-        transformer.save_pretrained(str(directory), safe_serialization=True)
+        if state_dict is None:
+            transformer.save_pretrained(str(directory), safe_serialization=True)
+        else:  # the whole weights gathered from FSDP shards: the same files save_pretrained writes
+            from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+            from safetensors.torch import save_file
+
+            directory.mkdir()
+            transformer.save_config(str(directory))
+            config_path = directory / "config.json"  # the model's class, not FSDP2's wrapper subclass
+            config = json.loads(config_path.read_text())
+            base = next(c for c in type(transformer).__mro__ if not c.__name__.startswith("FSDP"))
+            config_path.write_text(json.dumps({**config, "_class_name": base.__name__}, indent=2) + "\n")
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+                str(directory / SAFETENSORS_WEIGHTS_NAME),
+            )
         (directory / FINETUNE_CONFIG_NAME).write_text(
             json.dumps({"full": True, **(extra or {})}, indent=2) + "\n"
         )

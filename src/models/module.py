@@ -53,6 +53,7 @@ class ProgressiveI2VModule(L.LightningModule):
         prompt_mode: str = "",
         components=None,
         metrics: dict | None = None,
+        sharded: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "components"])
@@ -60,7 +61,7 @@ class ProgressiveI2VModule(L.LightningModule):
         self.lora_cfg, self.seed = dict(lora), int(seed)
         self.full_finetune = is_full_finetune(self.lora_cfg)  # lora=none: no adapter, all weights train
         self.backbone = build_backbone(model)
-        self.backbone.check_finetune_mode(self.lora_cfg)  # before any weight loads
+        self.backbone.check_finetune_mode(self.lora_cfg, sharded)  # before any weight loads
         components = components or self.backbone.load()
         # registered here (Lightning moves them, checkpoints name them transformer.*); the
         # backbone keeps references to the same modules
@@ -91,6 +92,30 @@ class ProgressiveI2VModule(L.LightningModule):
         # validation metrics beyond PSNR/SSIM; a plain dict so LPIPS never enters checkpoints
         self.metrics_cfg = dict(metrics or {})
         self._metric_models: dict = {}
+
+    @property
+    def sharded(self) -> bool:
+        """Under Lightning's ModelParallelStrategy (trainer=fsdp / fsdp_cpu): FSDP2 per block."""
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        trainer = self._trainer
+        return trainer is not None and isinstance(trainer.strategy, ModelParallelStrategy)
+
+    def configure_model(self) -> None:
+        """FSDP2 (``fully_shard``) on each transformer block, then the transformer: each unit
+        keeps its parameters' own dtypes (the frozen base in model.dtype, LoRA in fp32; measured:
+        FSDP2 shards such a mixed block, FSDP1 cannot flatten it) and reduces gradients in fp32.
+        The VAE and the text encoder are frozen and stay whole on every rank."""
+        if not self.sharded or getattr(self, "_shards_applied", False):
+            return
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        policy = MixedPrecisionPolicy(param_dtype=None, reduce_dtype=torch.float32)
+        for block in self.backbone.blocks(self.transformer):
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(self.transformer, mesh=mesh, mp_policy=policy)
+        self._shards_applied = True
 
     def train(self, mode: bool = True):
         """Frozen encoders stay in eval mode (T5 has dropout: in train mode it would add noise and

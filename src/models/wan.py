@@ -598,6 +598,8 @@ class WanTI2V(Backbone):
     Sampling: ``WanImageToVideoPipeline(expand_timesteps=True)``, UniPC flow with the same shift.
     """
 
+    block_list = "blocks"  # WanTransformer3DModel.blocks
+
     family = "wan"
     published = PUBLISHED_ARCHITECTURES
     # Assumption, not a measurement: CogVideoX's 3.0 GiB decode peak at 480x720 scaled by the

@@ -47,6 +47,14 @@ def slurm_tasks(devices) -> int:
     return count
 
 
+def product(*numbers) -> int:
+    """``${product:a,b}``: a x b (e.g. the FSDP mesh size: GPUs per node x nodes)."""
+    result = 1
+    for n in numbers:
+        result *= int(n)
+    return result
+
+
 def lora_tag(rank, full=False) -> str:
     """The run-name part of a ``lora`` config: ``r<rank>`` (LoRA), ``full`` (lora=none)."""
     return "full" if full is True else f"r{rank}"
@@ -64,6 +72,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_run_id", wandb_run_id)
     if not OmegaConf.has_resolver("slurm_tasks"):
         OmegaConf.register_new_resolver("slurm_tasks", slurm_tasks)
+    if not OmegaConf.has_resolver("product"):
+        OmegaConf.register_new_resolver("product", product)
     if not OmegaConf.has_resolver("lora_tag"):
         OmegaConf.register_new_resolver("lora_tag", lora_tag)
 

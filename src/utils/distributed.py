@@ -64,10 +64,11 @@ def trainable_digest(module: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, parameter in sorted(module.named_parameters()):
         if parameter.requires_grad:
+            tensor = parameter.detach()
+            if hasattr(tensor, "full_tensor"):  # an FSDP2 shard (DTensor): the whole tensor, a collective
+                tensor = tensor.full_tensor()
             digest.update(name.encode())
-            digest.update(
-                parameter.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-            )
+            digest.update(tensor.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -105,3 +106,14 @@ def one_job_of_ranks():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+SHARDED_STRATEGIES = ("ModelParallelStrategy", "FSDPStrategy", "DeepSpeedStrategy")
+
+
+def shards_weights(trainer_cfg) -> bool:
+    """Whether a ``trainer`` config's strategy shards weights across ranks (trainer=fsdp /
+    fsdp_cpu): then full fine-tuning (lora=none) of a 5B transformer fits."""
+    strategy = (trainer_cfg or {}).get("strategy") if hasattr(trainer_cfg, "get") else None
+    target = str(strategy.get("_target_", "")) if hasattr(strategy, "get") else str(strategy or "")
+    return target.rsplit(".", 1)[-1] in SHARDED_STRATEGIES
