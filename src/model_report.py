@@ -53,18 +53,30 @@ def estimate_memory(
     vae_decode_gib: float = VAE_DECODE_GIB,
     vae_dtype: str | None = None,
     full: bool = False,
+    shards: int = 1,
+    state_shards: int | None = None,
 ) -> dict:
     """Peak GPU memory estimate (GiB) for one LoRA training step and for validation sampling.
     ``vae_decode_gib`` is the family's assumed VAE decode peak. ``full`` (lora=none): the
-    transformer is the trainable part (``lora_params`` = its parameters), its weights in fp32."""
+    transformer is the trainable part (``lora_params`` = its parameters), its weights in fp32.
+    ``shards`` (trainer=fsdp, or ZeRO-3, over that many GPUs): per GPU, the transformer's weights
+    are 1/shards, plus two whole blocks gathered at a time (the one computing and the one
+    prefetched); ``state_shards`` (default ``shards``; ZeRO-1/2: the GPUs with the weights whole):
+    the trainable state (grads + AdamW moments, LoRA weights) per GPU is 1/state_shards. The VAE
+    and text encoder stay whole on every GPU."""
     wbytes = DTYPE_BYTES[dtype]
-    transformer = transformer_params * (4 if full else wbytes) / GIB
+    transformer_whole = transformer_params * (4 if full else wbytes) / GIB
+    shards = max(1, int(shards))
+    gathered_blocks = 2 * transformer_whole / layers if shards > 1 else 0.0
+    transformer = transformer_whole / shards + gathered_blocks
     vae = vae_params * DTYPE_BYTES[vae_dtype or dtype] / GIB  # Wan runs its VAE in fp32
     text_encoder = text_encoder_params * wbytes / GIB
     if full:  # the fp32 weights are the transformer's own: the trainable state adds grads + moments
         lora_state = lora_params * (4 + (2 if optimizer_8bit else 8)) / GIB
     else:  # fp32 LoRA weight + fp32 grad + AdamW moments (fp32, or 8-bit: 2 bytes)
         lora_state = lora_params * (4 + 4 + (2 if optimizer_8bit else 8)) / GIB
+    state_shards = shards if state_shards is None else max(1, int(state_shards))
+    lora_state /= state_shards
     per_block = ACTIVATION_BYTES_PER_TOKEN_HIDDEN * tokens * hidden * batch / GIB
     activations_full = per_block * layers
     # checkpointing keeps each block's input (video + text hidden states, bf16) and recomputes one
@@ -100,6 +112,9 @@ def estimate_memory(
             "cached_encoders": cached_encoders,
             "optimizer_8bit": optimizer_8bit,
             "validation_guidance_batch": cfg_batch,
+            "shards": shards,
+            "state_shards": state_shards,
+            "gathered_blocks_gib": gathered_blocks,
             **({"full_finetune": True} if full else {}),
         },
     }
@@ -141,6 +156,9 @@ def model_report(cfg: DictConfig) -> dict:
     tokens = backbone.tokens_per_sample(dict(models["vae"].config), tcfg, frames, height, width)
     hidden, layers = backbone.transformer_shape(tcfg)
     batch = int(cfg.data.batch_size)
+    from src.utils.distributed import sharding
+
+    shards, state_shards = sharding(cfg.trainer)  # trainer=fsdp / deepspeed: per GPU of devices x nodes
     memory = estimate_memory(
         counts["transformer"],
         counts["vae"],
@@ -157,6 +175,8 @@ def model_report(cfg: DictConfig) -> dict:
         vae_decode_gib=backbone.vae_decode_gib,
         vae_dtype="float32" if backbone.is_tiny else backbone.vae_dtype,
         full=full,
+        shards=shards,
+        state_shards=state_shards,
     )
     other_geometries = {
         f"{f}x{h}x{w}": backbone.tokens_per_sample(dict(models["vae"].config), tcfg, f, h, w)["tokens"]
@@ -194,7 +214,11 @@ def format_report(report: dict) -> str:
         (
             f"  full fine-tuning (lora=none): all {lora['trainable_parameters']:,d} transformer parameters "
             f"trainable, fp32"
-            + ("" if lora["supported"] else " (refused by src.train: needs FSDP/DeepSpeed sharding)")
+            + (
+                ""
+                if lora["supported"] or m["assumptions"]["state_shards"] > 1
+                else " (refused by src.train without trainer=fsdp or deepspeed)"
+            )
             if lora.get("full")
             else f"  LoRA rank {lora['rank']} alpha {lora['alpha']:g} on {', '.join(lora['target_modules'])}: "
             f"{lora['trainable_parameters']:,d} trainable ({lora['trainable_parameters'] / 1e6:.2f} M)"
@@ -210,7 +234,13 @@ def format_report(report: dict) -> str:
             if report.get("tokens_at_other_geometries")
             else []
         ),
-        f"  estimated peak GPU memory, batch {g['batch_size']} (GiB):",
+        f"  estimated peak GPU memory, batch {g['batch_size']} (GiB)"
+        + (
+            f", per GPU: transformer weights over {m['assumptions']['shards']} GPU(s), "
+            f"trainable state over {m['assumptions']['state_shards']}:"
+            if m["assumptions"]["state_shards"] > 1
+            else ":"
+        ),
         f"    training, gradient checkpointing     {m['train_peak_gib']['checkpointing']:7.1f}",
         f"    training, no checkpointing           {m['train_peak_gib']['no_checkpointing']:7.1f}",
         f"      (weights {m['weights_gib']['transformer']:.1f} transformer; "

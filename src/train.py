@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.cli import (
     ConfigError,
+    HardwareError,
     MissingFileError,
     drop_duplicate_lightning_handler,
     hydra_cli,
@@ -85,7 +86,16 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.prompt.mode not in ("uniform", "adaptive"):
         raise ConfigError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda"):
-        require_cuda(f"trainer.accelerator={cfg.trainer.accelerator} (trainer=gpu / trainer=ddp)")
+        require_cuda(f"trainer.accelerator={cfg.trainer.accelerator} (trainer=gpu / ddp / fsdp / deepspeed)")
+    from src.utils.distributed import strategy_name
+
+    if strategy_name(cfg.trainer) == "DeepSpeedStrategy":
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise HardwareError(
+                "trainer=deepspeed needs the deepspeed package: pip install deepspeed (on a CUDA machine)"
+            )
     if cfg.ckpt_path:
         check_resume_checkpoint(cfg)
     if cfg.model.get("optimizer_8bit"):

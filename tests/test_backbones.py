@@ -80,6 +80,15 @@ def test_tokens_per_sample_and_memory_plan():
     assert round(full["train_peak_gib"]["checkpointing"], 1) == 14.7
     assert round(full["train_peak_gib"]["no_checkpointing"], 1) == 30.7
     assert round(full["validation_peak_gib"], 1) == 15.9
+    # trainer=fsdp over 8 GPUs: transformer weights and trainable state / 8, plus two whole blocks
+    sharded = estimate_memory(
+        5_570_479_680, 215_583_907, 4_762_310_656, 5_570_479_680, 4276, 3072, 42, 1, full=True, shards=8
+    )
+    whole = 5_570_479_680 * 4 / gib  # lora=none: fp32 weights
+    assert sharded["weights_gib"]["transformer"] == pytest.approx(whole / 8 + 2 * whole / 42, rel=1e-12)
+    assert sharded["lora_state_gib"] == pytest.approx(5_570_479_680 * 12 / gib / 8, rel=1e-12)
+    assert sharded["activations_gib"] == full["activations_gib"], "activations are per GPU's own batch"
+    assert round(sharded["train_peak_gib"]["checkpointing"], 1) == 14.7
 
 
 def test_missing_weights_fail_with_one_clear_message(tmp_path, monkeypatch):

@@ -88,3 +88,50 @@ def test_full_finetuning_under_fsdp_exports_the_whole_transformer(tmp_path):
     assert saved.keys() == exported.keys(), "every transformer tensor, in the checkpoint and the export"
     for key, value in exported.items():
         assert torch.equal(value, saved[key]), key
+
+
+def test_deepspeed_config_excludes_the_frozen_base_and_needs_a_gpu():
+    """Lightning's DeepSpeed saves through the engine, past the module's adapter-only filter:
+    the config must exclude the frozen parameters itself. No GPU here: refused in one message."""
+    from src.train import validate_config
+    from src.utils.cli import UserError
+    from src.utils.distributed import sharding
+
+    from .test_full_finetune import compose_train
+
+    cfg = compose_train("trainer=deepspeed", "trainer.devices=4")
+    assert cfg.trainer.strategy.exclude_frozen_parameters is True and cfg.trainer.strategy.stage == 2
+    assert sharding(cfg.trainer) == (1, 4), "ZeRO-2: whole weights, trainable state over 4 GPUs"
+    assert sharding(compose_train("trainer=deepspeed", "trainer.strategy.stage=3").trainer) == (8, 8)
+    assert sharding(compose_train("trainer=fsdp", "trainer.num_nodes=2").trainer) == (16, 16)
+    assert sharding(compose_train("trainer=ddp").trainer) == (1, 1)
+    with pytest.raises(UserError, match="GPU|deepspeed"):
+        validate_config(cfg)
+
+
+@pytest.mark.parametrize(("arch", "full"), [("tiny", True), ("tiny_wan", False)])
+def test_sharded_step_benchmark_runs_under_torchrun_on_the_cpu(tmp_path, arch, full):
+    """make bench-gpu-sharded's script (8 GPUs there) as a 2-rank gloo smoke test."""
+    import subprocess
+    import sys
+
+    from .conftest import PROJECT_ROOT
+
+    out = tmp_path / "sharded"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "src.benchmarks.gpu_step",
+    ]
+    command += ["--shard", "--arch", arch, "--device", "cpu", "--steps", "1", "--out", str(out)]
+    command += ["--full"] if full else []
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["results"]
+    assert [r["gradient_checkpointing"] for r in rows] == [True, False]
+    assert all(r["shards"] == 2 and r["full_finetune"] is full and r["loss_finite"] for r in rows), rows
+    assert "2 rank(s), transformer sharded per block" in out.with_suffix(".md").read_text()

@@ -23,6 +23,12 @@ experiments/benchmarks/gpu_step.{json,md}. To compare with the estimate, run
 ``python -m src.model_report model=<name> model.frames=.. model.height=.. model.width=..`` for
 the same setting (this benchmark does not print it).
 
+Sharded (the trainer=fsdp recipe, ``src.utils.distributed.shard_transformer``: FSDP2 on each
+block): ``torchrun --nproc_per_node=8 -m src.benchmarks.gpu_step --shard [--full]`` times the same
+steps with the transformer sharded over the ranks, LoRA or (``--full``) every weight trained in
+fp32, and records rank 0's peak memory in experiments/benchmarks/gpu_step_sharded.{json,md}
+(``make bench-gpu-sharded``). ``--arch tiny --device cpu`` under torchrun is its CPU smoke test.
+
 ``--arch tiny --device cpu`` runs the CogVideoX code on the tiny CogVideoX transformer and
 ``--arch tiny_wan --device cpu`` the Wan code on the tiny Wan transformer (both 9 x 64 x 112; the
 test suite's smoke tests); the real sizes need a CUDA GPU and say so otherwise.
@@ -124,9 +130,29 @@ def time_steps(
     return times, loss
 
 
+def prepare(transformer, rank: int, checkpointing: bool, full: bool, mesh, blocks: str) -> int:
+    """LoRA (or, ``full``, every weight in fp32) on ``transformer``, checkpointing, and with a
+    ``mesh`` the trainer=fsdp sharding. Returns the trainable parameter count."""
+    from src.models.lora import add_lora, train_all_parameters
+
+    trainable = train_all_parameters(transformer) if full else add_lora(transformer, rank, rank, TARGETS)
+    if checkpointing:
+        transformer.enable_gradient_checkpointing()
+    if mesh is not None:
+        from src.utils.distributed import shard_transformer
+
+        shard_transformer(transformer, getattr(transformer, blocks), mesh)
+    transformer.train()
+    return trainable
+
+
 def _row(arch_name, frames, height, width, checkpointing, rank, lora_params, steps, times, loss, device):
+    import torch.distributed as dist
+
     peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     return {
+        "shards": world,
         "model": arch_name,
         "family": family(arch_name),
         "frames": frames,
@@ -143,20 +169,17 @@ def _row(arch_name, frames, height, width, checkpointing, rank, lora_params, ste
 
 
 def cogvideox_step_benchmark(
-    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1
+    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1, full=False, mesh=None
 ) -> dict:
     from diffusers import CogVideoXDDIMScheduler
     from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
     from src.models import recipe
-    from src.models.lora import add_lora
+    from src.models.cogvideox import CogVideoXI2V
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     transformer, spatial = build_transformer(arch_name, device, dtype)
-    lora_params = add_lora(transformer, rank, rank, TARGETS)
-    if checkpointing:
-        transformer.enable_gradient_checkpointing()
-    transformer.train()
+    lora_params = prepare(transformer, rank, checkpointing, full, mesh, CogVideoXI2V.block_list)
     cfg = transformer.config
     latent_frames = recipe.latent_frame_count(frames)
     latent_frames += recipe.latent_frame_padding(latent_frames, cfg.get("patch_size_t"))
@@ -199,17 +222,13 @@ def cogvideox_step_benchmark(
 
 
 def wan_step_benchmark(
-    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1
+    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1, full=False, mesh=None
 ) -> dict:
     from src.models import wan
-    from src.models.lora import add_lora
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     transformer, arch = build_wan_transformer(arch_name, device, dtype)
-    lora_params = add_lora(transformer, rank, rank, TARGETS)
-    if checkpointing:
-        transformer.enable_gradient_checkpointing()
-    transformer.train()
+    lora_params = prepare(transformer, rank, checkpointing, full, mesh, wan.WanTI2V.block_list)
     cfg, vae = transformer.config, arch["vae"]
     wan.check_geometry(frames, height, width, arch_name)
     latent_frames = (frames - 1) // int(vae["scale_factor_temporal"]) + 1
@@ -239,10 +258,25 @@ def wan_step_benchmark(
     )
 
 
-def step_benchmark(arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1) -> dict:
+def step_benchmark(
+    arch_name, frames, height, width, checkpointing, steps, device, rank=64, batch=1, full=False, mesh=None
+) -> dict:
     """One row: the family's training step timed on ``arch_name`` at frames x height x width."""
     bench = wan_step_benchmark if family(arch_name) == "wan" else cogvideox_step_benchmark
-    return bench(arch_name, frames, height, width, checkpointing, steps, device, rank=rank, batch=batch)
+    row = bench(
+        arch_name,
+        frames,
+        height,
+        width,
+        checkpointing,
+        steps,
+        device,
+        rank=rank,
+        batch=batch,
+        full=full,
+        mesh=mesh,
+    )
+    return {**row, "full_finetune": bool(full)}
 
 
 def main() -> None:
@@ -258,13 +292,33 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "benchmarks" / "gpu_step")
+    parser.add_argument("--shard", action="store_true", help="FSDP2 over the torchrun ranks (trainer=fsdp)")
+    parser.add_argument("--full", action="store_true", help="full fine-tuning: every weight trains, fp32")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(
             "src.benchmarks.gpu_step needs a CUDA GPU (or --arch tiny / --arch tiny_wan --device cpu "
             "for a smoke test)"
         )
+    name = "gpu_step_sharded" if args.shard else "gpu_step"
+    args.out = args.out or PROJECT_ROOT / "experiments" / "benchmarks" / name
+    mesh, is_main = None, True
+    if args.shard:
+        import os
+
+        import torch.distributed as dist
+        from torch.distributed.device_mesh import init_device_mesh
+
+        if "WORLD_SIZE" not in os.environ:
+            raise SystemExit(
+                "--shard runs under torchrun: torchrun --nproc_per_node=N -m src.benchmarks.gpu_step --shard"
+            )
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+        if args.device == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        mesh = init_device_mesh(args.device, (dist.get_world_size(),))
+        is_main = dist.get_rank() == 0
     models = [args.arch] if args.arch else args.models
     results = []
     for model in models:
@@ -272,7 +326,15 @@ def main() -> None:
             for checkpointing in (True, False):
                 try:
                     result = step_benchmark(
-                        model, frames, height, width, checkpointing, args.steps, args.device
+                        model,
+                        frames,
+                        height,
+                        width,
+                        checkpointing,
+                        args.steps,
+                        args.device,
+                        full=args.full,
+                        mesh=mesh,
                     )
                 except torch.cuda.OutOfMemoryError as err:
                     result = {
@@ -285,8 +347,11 @@ def main() -> None:
                         "error": f"out of memory: {err}"[:200],
                     }
                     torch.cuda.empty_cache()
-                print(json.dumps(result), flush=True)
+                if is_main:
+                    print(json.dumps(result), flush=True)
                 results.append(result)
+    if not is_main:
+        return
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     record = {"device": device_name, "torch": torch.__version__, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +359,10 @@ def main() -> None:
     lines = [
         "# LoRA training-step benchmark (random full-size weights)",
         "",
-        f"Device: {device_name}; torch {torch.__version__}; LoRA rank 64 on q/k/v/out; batch 1.",
+        f"Device: {device_name}; torch {torch.__version__}; "
+        + ("full fine-tuning (fp32)" if args.full else "LoRA rank 64 on q/k/v/out")
+        + f"; batch 1 per rank; {results[0].get('shards', 1) if results else 1} rank(s)"
+        + (", transformer sharded per block (FSDP2, trainer=fsdp); peak of rank 0." if args.shard else "."),
         "",
         "| model | frames x H x W | checkpointing | step (s) | peak allocated (GiB) |",
         "|---|---|---|---|---|",

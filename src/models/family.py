@@ -207,7 +207,7 @@ class Backbone:
         if is_full_finetune(lora_cfg) and not (self.supports_full_finetune or sharded):
             raise ConfigError(
                 f"lora=none (full fine-tuning) of {self.name} does not fit one GPU: shard it with "
-                "trainer=fsdp (FSDP2 per transformer block), or use LoRA (lora=default / lora=attn_ff), "
+                "trainer=fsdp (FSDP2 per transformer block) or trainer=deepspeed, or use LoRA (lora=default / lora=attn_ff), "
                 "or a tiny model (model=tiny / model=tiny_wan)"
             )
 

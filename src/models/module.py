@@ -108,13 +108,11 @@ class ProgressiveI2VModule(L.LightningModule):
         The VAE and the text encoder are frozen and stay whole on every rank."""
         if not self.sharded or getattr(self, "_shards_applied", False):
             return
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        from src.utils.distributed import shard_transformer
 
-        mesh = self.device_mesh["data_parallel"]
-        policy = MixedPrecisionPolicy(param_dtype=None, reduce_dtype=torch.float32)
-        for block in self.backbone.blocks(self.transformer):
-            fully_shard(block, mesh=mesh, mp_policy=policy)
-        fully_shard(self.transformer, mesh=mesh, mp_policy=policy)
+        shard_transformer(
+            self.transformer, self.backbone.blocks(self.transformer), self.device_mesh["data_parallel"]
+        )
         self._shards_applied = True
 
     def train(self, mode: bool = True):

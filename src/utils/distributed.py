@@ -111,9 +111,42 @@ def one_job_of_ranks():
 SHARDED_STRATEGIES = ("ModelParallelStrategy", "FSDPStrategy", "DeepSpeedStrategy")
 
 
-def shards_weights(trainer_cfg) -> bool:
-    """Whether a ``trainer`` config's strategy shards weights across ranks (trainer=fsdp /
-    fsdp_cpu): then full fine-tuning (lora=none) of a 5B transformer fits."""
-    strategy = (trainer_cfg or {}).get("strategy") if hasattr(trainer_cfg, "get") else None
+def strategy_name(trainer_cfg) -> str:
+    """The class name of a ``trainer`` config's strategy (``ddp``, a ``_target_`` node, or "")."""
+    return _strategy(trainer_cfg)[0]
+
+
+def _strategy(trainer_cfg) -> tuple[str, object]:
+    strategy = trainer_cfg.get("strategy") if hasattr(trainer_cfg, "get") else None
     target = str(strategy.get("_target_", "")) if hasattr(strategy, "get") else str(strategy or "")
-    return target.rsplit(".", 1)[-1] in SHARDED_STRATEGIES
+    return target.rsplit(".", 1)[-1], strategy
+
+
+def shards_weights(trainer_cfg) -> bool:
+    """Whether a ``trainer`` config's strategy shards training state across ranks (trainer=fsdp,
+    fsdp_cpu, deepspeed): then full fine-tuning (lora=none) of a 5B transformer fits."""
+    return _strategy(trainer_cfg)[0] in SHARDED_STRATEGIES
+
+
+def sharding(trainer_cfg) -> tuple[int, int]:
+    """(ranks sharing the transformer's weights, ranks sharing its trainable state) of a trainer
+    config, for the memory plan: FSDP and ZeRO-3 shard both, ZeRO-1/2 the trainable state only."""
+    name, strategy = _strategy(trainer_cfg)
+    if name not in SHARDED_STRATEGIES:
+        return 1, 1
+    ranks = int(trainer_cfg.get("devices")) * int(trainer_cfg.get("num_nodes", 1) or 1)
+    if name == "DeepSpeedStrategy" and int(strategy.get("stage", 2)) < 3:
+        return 1, ranks
+    return ranks, ranks
+
+
+def shard_transformer(transformer: torch.nn.Module, blocks, mesh) -> None:
+    """FSDP2 (``fully_shard``) on each block, then the whole transformer. Each unit keeps its
+    parameters' own dtypes (a frozen bf16 base beside fp32 LoRA; measured: FSDP2 shards such a
+    mixed block on CPU/gloo, where FSDP1 cannot flatten it) and reduces gradients in fp32."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=None, reduce_dtype=torch.float32)
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(transformer, mesh=mesh, mp_policy=policy)
