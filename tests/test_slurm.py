@@ -88,3 +88,16 @@ def test_local_submitit_sweep_requeues_a_preempted_job_which_resumes_to_the_same
     assert reference.keys() == resumed.keys()
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key
+
+
+def test_wandb_run_id_follows_the_run_dir_so_a_requeued_job_logs_into_the_same_run(tmp_path):
+    from src.utils.config import wandb_run_id
+
+    def logger(run_dir):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"paths.run_dir={run_dir}"])
+        return OmegaConf.to_container(cfg.logger.wandb, resolve=True)
+
+    first, again, other = logger(tmp_path / "a"), logger(tmp_path / "a"), logger(tmp_path / "b")
+    assert first["id"] == again["id"] == wandb_run_id(tmp_path / "a") and first["resume"] == "allow"
+    assert other["id"] != first["id"]

@@ -127,3 +127,19 @@ def test_corrupt_clips_read_in_worker_processes_are_counted(built_dataset, tmp_p
     trainer.save_checkpoint(tmp_path / "w.ckpt")
     state = torch.load(tmp_path / "w.ckpt", map_location="cpu", weights_only=False)["ProgressionDataModule"]
     assert state["skipped_clips"] == datamodule.skipped_clips(), "a resumed run keeps the count"
+
+
+def test_a_restored_position_counts_samples_so_another_world_size_continues_at_the_next_one():
+    """The checkpoint says how many samples all ranks drew (not this rank's batches): a 2-rank run
+    stopped after 3 batches of 2 per rank (12 samples) resumed on 1 rank starts at sample 12."""
+    from src.data.datamodule import ProgressionDataModule
+
+    module = ProgressionDataModule(**datamodule_kwargs("sr", "uniform", val_source_dir=None, batch_size=2))
+    module.setup()
+    module.load_state_dict({"stream_samples": 12, "skipped_clips": ["a.mp4: bad"]})
+    module.set_batches_done(3, 1)  # Lightning's restored counter: 3 batches of this (new) rank
+    assert next(iter(module.train_sampler())) == 12
+    module.set_batches_done(5, 1)  # two batches later, one rank of batch 2
+    assert module.train_sampler().start == 12 + 2 * 2
+    assert module.skipped_clips() == ["a.mp4: bad"]
+    assert module.state_dict()["stream_samples"] == 16
