@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser demo-screenshot
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-scale bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser demo-screenshot
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (26 min here)"
 	@echo "make bench-errors the bad-input suite, every case and its one error line -> experiments/benchmarks/bad_inputs.md"
 	@echo "make bench-gpu   full-size CogVideoX and Wan2.2 LoRA step time and memory (CUDA GPU only)"
+	@echo "make bench-scale  one process vs DDP vs FSDP on the CPU, memory plan per strategy -> experiments/benchmarks/scale_out.*"
 	@echo "make bench-gpu-sharded GPUS=8  the same steps sharded over GPUS GPUs (trainer=fsdp), LoRA and full fine-tuning"
 	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
 	@echo "make pretrain-tiny-wan  the same for the tiny Wan2.2 (model=tiny_wan)"
@@ -82,6 +83,9 @@ bench-errors: $(STAMP)
 
 bench-gpu: $(STAMP)     # needs a CUDA GPU: full-size CogVideoX and Wan2.2 LoRA steps -> experiments/benchmarks/gpu_step.*
 	$(PY) -m src.benchmarks.gpu_step
+
+bench-scale: $(STAMP)   # one process vs ddp_cpu vs fsdp_cpu (CPU) + the memory plan per strategy -> experiments/benchmarks/scale_out.*
+	$(PY) -m src.benchmarks.scale_out
 
 GPUS ?= 8
 bench-gpu-sharded: $(STAMP)   # needs GPUS CUDA GPUs: the same steps sharded (trainer=fsdp), LoRA and full fine-tuning

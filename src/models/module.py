@@ -180,7 +180,10 @@ class ProgressiveI2VModule(L.LightningModule):
                 return sum(p.sum() * 0.0 for p in self.transformer.parameters() if p.requires_grad)
             return None
         batch_size = batch["frames"].shape[0]
-        loss = self.backbone.training_loss(batch, self._generator("train", self.global_step))
+        # each rank its own noise and timesteps (rank 0 keeps the one-process seed)
+        rank = self.global_rank
+        purpose = ("train", self.global_step) if rank == 0 else ("train", self.global_step, "rank", rank)
+        loss = self.backbone.training_loss(batch, self._generator(*purpose))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
         if "category" in batch:  # paired data: the crop size of the resolution curriculum's stage
