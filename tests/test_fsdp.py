@@ -54,8 +54,8 @@ def test_fsdp_trains_like_ddp_keeps_adapter_only_checkpoints_and_resumes_exactly
     for key in sharded:
         assert torch.equal(resumed[key], sharded[key]), key
 
-    # the same run under DDP: the same weights up to the order of the gradient sums
-    # (measured: largest difference 2.3e-6 on weights up to 0.09)
+    # the same run under DDP: the same weights up to the order of the gradient sums (measured:
+    # 2.3e-6 at most on weights up to 0.09; make bench-scale: identical after 8 steps)
     _ok(run_train(*COMMON, "trainer=ddp_cpu", "validate=false", f"hydra.run.dir={tmp_path / 'ddp'}"))
     replicated = lora_tensors(tmp_path / "ddp")
     for key in sharded:

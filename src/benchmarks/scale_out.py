@@ -136,8 +136,9 @@ def main() -> None:
     lines += [f"- {k}: {v:.2e}" for k, v in differences.items()]
     lines += [
         "",
-        "(DDP and FSDP compute the same thing in different summation orders; one process draws one",
-        "noise tensor for the whole batch where each rank draws its own, so it is a different run.)",
+        "(DDP and FSDP run the same computation, reducing gradients in their own ways, so they may",
+        "differ in the last bits; one process draws one noise tensor for the whole batch where each",
+        "rank draws its own for its sample, so it is a different run of the same recipe.)",
         "",
         "## Memory plan per GPU (python -m src.model_report; stated model, not a measurement)",
         "",
