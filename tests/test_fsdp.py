@@ -109,6 +109,21 @@ def test_deepspeed_config_excludes_the_frozen_base_and_needs_a_gpu():
         validate_config(cfg)
 
 
+@pytest.mark.parametrize("trainer", ["deepspeed", "fsdp", "fsdp_cpu"])
+def test_strategy_configs_name_only_arguments_their_lightning_class_takes(trainer):
+    """Hydra would pass a misspelt key through to the strategy and fail only on the cluster."""
+    import inspect
+
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from .test_full_finetune import compose_train
+
+    strategy = OmegaConf.to_container(compose_train(f"trainer={trainer}").trainer.strategy, resolve=True)
+    accepted = inspect.signature(get_class(strategy.pop("_target_")).__init__).parameters
+    assert set(strategy) <= set(accepted), set(strategy) - set(accepted)
+
+
 @pytest.mark.parametrize(("arch", "full"), [("tiny", True), ("tiny_wan", False)])
 def test_sharded_step_benchmark_runs_under_torchrun_on_the_cpu(tmp_path, arch, full):
     """make bench-gpu-sharded's script (8 GPUs there) as a 2-rank gloo smoke test."""
