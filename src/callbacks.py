@@ -225,7 +225,7 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         import os
 
-        from src.utils.rundir import PREEMPTED
+        from src.utils.rundir import LAST_CHECKPOINT, PREEMPTED
 
         if self.rehearse_at_step is not None and trainer.global_step == self.rehearse_at_step:
             marker = self.dirpath / ".preemption_rehearsed"
@@ -236,7 +236,7 @@ class PreemptionCheckpoint(L.Callback):
         if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return
         self.preempted = True
-        path, partial = self.dirpath / "last.ckpt", self.dirpath / ".last.ckpt.partial"
+        path, partial = self.dirpath / LAST_CHECKPOINT, self.dirpath / f".{LAST_CHECKPOINT}.partial"
         trainer.save_checkpoint(partial)  # every rank takes part (sharded strategies write shards)
         if trainer.is_global_zero:
             os.replace(partial, path)  # a requeued job never finds half a file

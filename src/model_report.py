@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.utils.cli import hydra_cli, user_errors
 from src.utils.config import CONFIG_DIR
+from src.utils.distributed import sharding, shards_weights
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,6 @@ def model_report(cfg: DictConfig) -> dict:
     tokens = backbone.tokens_per_sample(dict(models["vae"].config), tcfg, frames, height, width)
     hidden, layers = backbone.transformer_shape(tcfg)
     batch = int(cfg.data.batch_size)
-    from src.utils.distributed import sharding
-
     shards, state_shards = sharding(cfg.trainer)  # trainer=fsdp / deepspeed: per GPU of devices x nodes
     memory = estimate_memory(
         counts["transformer"],
@@ -195,7 +194,12 @@ def model_report(cfg: DictConfig) -> dict:
             "alpha": float(lora_cfg["alpha"]),
             "target_modules": list(lora_cfg["target_modules"]),
             "trainable_parameters": lora_params,
-            **({"full": True, "supported": backbone.supports_full_finetune} if full else {}),
+            # what src.train allows: a model that fits one device, or any under a sharded strategy
+            **(
+                {"full": True, "supported": backbone.supports_full_finetune or shards_weights(cfg.trainer)}
+                if full
+                else {}
+            ),
         },
         "tokens_per_sample": tokens,
         "tokens_at_other_geometries": other_geometries,
@@ -214,11 +218,7 @@ def format_report(report: dict) -> str:
         (
             f"  full fine-tuning (lora=none): all {lora['trainable_parameters']:,d} transformer parameters "
             f"trainable, fp32"
-            + (
-                ""
-                if lora["supported"] or m["assumptions"]["state_shards"] > 1
-                else " (refused by src.train without trainer=fsdp or deepspeed)"
-            )
+            + ("" if lora["supported"] else " (refused by src.train without trainer=fsdp or deepspeed)")
             if lora.get("full")
             else f"  LoRA rank {lora['rank']} alpha {lora['alpha']:g} on {', '.join(lora['target_modules'])}: "
             f"{lora['trainable_parameters']:,d} trainable ({lora['trainable_parameters'] / 1e6:.2f} M)"

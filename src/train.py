@@ -27,6 +27,12 @@ from src.utils.cli import (
     user_errors,
 )
 from src.utils.config import CONFIG_DIR
+from src.utils.distributed import (
+    one_job_of_ranks,
+    shards_weights,
+    strategy_name,
+    use_job_overrides_for_ddp_children,
+)
 from src.utils.io import write_text_atomic
 
 log = logging.getLogger("src.train")
@@ -59,8 +65,6 @@ def validate_config(cfg: DictConfig) -> None:
         if cfg.trainer.get(key) is not None:
             number(cfg.trainer[key], f"trainer.{key}")
     if is_full_finetune(cfg.lora):  # lora=none of a model it does not fit: refused first, weights unread
-        from src.utils.distributed import shards_weights
-
         build_backbone(_container(cfg.model)).check_finetune_mode(cfg.lora, shards_weights(cfg.trainer))
     validate_lora_config(
         cfg.lora.rank,
@@ -87,8 +91,6 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"prompt.mode must be uniform or adaptive, got {cfg.prompt.mode}")
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda"):
         require_cuda(f"trainer.accelerator={cfg.trainer.accelerator} (trainer=gpu / ddp / fsdp / deepspeed)")
-    from src.utils.distributed import strategy_name
-
     if strategy_name(cfg.trainer) == "DeepSpeedStrategy":
         import importlib.util
 
@@ -175,7 +177,6 @@ def build_datamodule(cfg: DictConfig):
 
 def build_module(cfg: DictConfig, components=None):
     from src.models.module import ProgressiveI2VModule
-    from src.utils.distributed import shards_weights
 
     return ProgressiveI2VModule(
         model=_container(cfg.model),
@@ -187,7 +188,7 @@ def build_module(cfg: DictConfig, components=None):
         prompt_mode=cfg.prompt.mode,
         components=components,
         metrics=_container(cfg.metrics) if cfg.get("metrics") else None,
-        sharded=shards_weights(cfg.trainer),
+        sharded_strategy=shards_weights(cfg.trainer),
     )
 
 
@@ -215,8 +216,6 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
     import lightning as L
 
     drop_duplicate_lightning_handler()
-    from src.utils.distributed import use_job_overrides_for_ddp_children
-
     use_job_overrides_for_ddp_children()  # DDP ranks re-run this job, not the whole sweep
     from src.utils.rundir import resolve_ckpt_path
 
@@ -287,11 +286,12 @@ def train(cfg: DictConfig, run_dir: Path, sweep_group: str | None = None) -> dic
     }
     gathered = None
     if cfg.export_lora and module.sharded:  # FSDP2 shards: every rank helps to make them whole
-        from src.models.lora import full_tensors, is_full_finetune, lora_state_dict
+        from src.models.lora import full_tensors, lora_state_dict
 
         transformer = module.transformer
-        full = is_full_finetune(_container(cfg.lora))
-        gathered = full_tensors(transformer.state_dict() if full else lora_state_dict(transformer))
+        gathered = full_tensors(
+            transformer.state_dict() if module.full_finetune else lora_state_dict(transformer)
+        )
     if cfg.export_lora and trainer.is_global_zero:
         # <run_dir>/lora (LoRA) or <run_dir>/transformer (lora=none): summary lora_dir / transformer_dir
         directory = module.backbone.export_trained(
@@ -333,8 +333,6 @@ def main(cfg: DictConfig) -> dict:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     sweep_group = Path(hydra_cfg.sweep.dir).name if multirun else None
-    from src.utils.distributed import one_job_of_ranks
-
     try:
         with one_job_of_ranks():  # a multirun's next job launches its own DDP ranks
             return train(cfg, run_dir, sweep_group)

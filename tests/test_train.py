@@ -372,7 +372,6 @@ def test_clip_numbering_is_global_across_ranks():
         StreamSampler(len(module.train_set), module.batch_size, 0, False, r, world) for r in range(world)
     ]
     for epoch in range(3):
-        module.set_batches_done(epoch * samplers[0].batches, world)
         for sampler in samplers:
             module._train_sampler = sampler
             module.set_batches_done(epoch * sampler.batches, world)

@@ -147,12 +147,11 @@ def prepare(transformer, rank: int, checkpointing: bool, full: bool, mesh, block
 
 
 def _row(arch_name, frames, height, width, checkpointing, rank, lora_params, steps, times, loss, device):
-    import torch.distributed as dist
+    from src.utils.distributed import world_size
 
     peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     return {
-        "shards": world,
+        "shards": world_size(),
         "model": arch_name,
         "family": family(arch_name),
         "frames": frames,

@@ -39,25 +39,24 @@ class StreamSampler(DistributedSampler):
         self.stream_seed, self.start = int(seed), 0
         # ceil: an epoch covers every sample at least once; the last batch runs into the next pass
         self.batches = max(1, math.ceil(self.length / (self.batch_size * self.num_replicas)))
-        self._orders: dict[int, np.ndarray] = {}
+        self._order: tuple[int, np.ndarray | None] = (-1, None)  # (pass, its permutation)
 
     def index(self, position: int) -> int:
         if not self.shuffle:
             return int(position)
         rounds, offset = divmod(int(position), self.length)
-        if rounds not in self._orders:
-            self._orders = {
-                rounds: np.random.default_rng(stable_seed(self.stream_seed, "order", rounds)).permutation(
-                    self.length
-                )
-            }
-        return int(self._orders[rounds][offset])
+        if self._order[0] != rounds:  # one pass's permutation at a time (passes come in order)
+            rng = np.random.default_rng(stable_seed(self.stream_seed, "order", rounds))
+            self._order = (rounds, rng.permutation(self.length))
+        return int(self._order[1][offset])
 
-    def positions(self, start: int | None = None) -> list[int]:
-        start = self.start if start is None else int(start)
+    def positions(self) -> list[int]:
+        """This rank's stream positions of the epoch that starts at ``start``."""
         block, world = self.batch_size, self.num_replicas
         return [
-            start + (b * world + self.rank) * block + i for b in range(self.batches) for i in range(block)
+            self.start + (b * world + self.rank) * block + i
+            for b in range(self.batches)
+            for i in range(block)
         ]
 
     def __iter__(self):
@@ -101,13 +100,10 @@ class StreamState:
 
     def gather(self) -> None:
         """Union of every rank's skipped clips (a collective: every rank calls it)."""
-        import torch.distributed as dist
+        from src.utils.distributed import gather_objects
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            everyone: list = [None] * dist.get_world_size()
-            dist.all_gather_object(everyone, sorted(self.skipped))
-            for names in everyone:
-                self.skipped |= set(names or [])
+        for names in gather_objects(sorted(self.skipped)):
+            self.skipped |= set(names or [])
 
 
 class StreamingTrainData:

@@ -95,12 +95,11 @@ class FrameMetricsAccumulator(Metric):
 
     def _names(self) -> dict[int, str]:
         """Category names of every rank (each rank only saw its own samples' names)."""
+        from src.utils.distributed import gather_objects
+
         names = dict(self.category_names)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, names)
-            for part in gathered:
-                names.update(part or {})
+        for part in gather_objects(names):
+            names.update(part or {})
         return names
 
     def compute(self) -> dict:

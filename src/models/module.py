@@ -53,7 +53,7 @@ class ProgressiveI2VModule(L.LightningModule):
         prompt_mode: str = "",
         components=None,
         metrics: dict | None = None,
-        sharded: bool = False,
+        sharded_strategy: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "components"])
@@ -61,7 +61,8 @@ class ProgressiveI2VModule(L.LightningModule):
         self.lora_cfg, self.seed = dict(lora), int(seed)
         self.full_finetune = is_full_finetune(self.lora_cfg)  # lora=none: no adapter, all weights train
         self.backbone = build_backbone(model)
-        self.backbone.check_finetune_mode(self.lora_cfg, sharded)  # before any weight loads
+        # before any weight loads; a sharded strategy (trainer=fsdp / deepspeed) allows lora=none of any model
+        self.backbone.check_finetune_mode(self.lora_cfg, sharded_strategy)
         components = components or self.backbone.load()
         # registered here (Lightning moves them, checkpoints name them transformer.*); the
         # backbone keeps references to the same modules
@@ -106,14 +107,17 @@ class ProgressiveI2VModule(L.LightningModule):
         keeps its parameters' own dtypes (the frozen base in model.dtype, LoRA in fp32; measured:
         FSDP2 shards such a mixed block, FSDP1 cannot flatten it) and reduces gradients in fp32.
         The VAE and the text encoder are frozen and stay whole on every rank."""
-        if not self.sharded or getattr(self, "_shards_applied", False):
+        from torch.distributed.fsdp import FSDPModule
+
+        if not self.sharded or isinstance(
+            self.transformer, FSDPModule
+        ):  # Lightning calls it per fit/validate
             return
         from src.utils.distributed import shard_transformer
 
         shard_transformer(
             self.transformer, self.backbone.blocks(self.transformer), self.device_mesh["data_parallel"]
         )
-        self._shards_applied = True
 
     def train(self, mode: bool = True):
         """Frozen encoders stay in eval mode (T5 has dropout: in train mode it would add noise and
@@ -140,11 +144,8 @@ class ProgressiveI2VModule(L.LightningModule):
         # Synthetic clips are numbered by how many training batches came before them, so a run
         # resumed from a checkpoint sees exactly the clips the uninterrupted run saw (Lightning
         # may finish a restored epoch with a fresh iterator, hence also on_train_start).
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_batches_done"):
-            datamodule.set_batches_done(
-                self.trainer.fit_loop.epoch_loop.batch_progress.total.ready, self.trainer.world_size
-            )  # batches of this rank; each of world_size ranks drew as many clips
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this rank's
+        self._datamodule_call("set_batches_done", batches, self.trainer.world_size)
 
     def on_train_start(self) -> None:
         self._sync_clip_numbering()

@@ -16,7 +16,8 @@ import hashlib
 import os
 import sys
 
-import torch
+# torch is imported inside the functions that use it: src.train reads the strategy facts below
+# while checking a config, before anything heavy loads.
 
 
 def secondary_rank() -> bool:
@@ -59,8 +60,35 @@ def use_job_overrides_for_ddp_children() -> None:
     subprocess_script._hydra_subprocess_cmd = hydra_child_command
 
 
-def trainable_digest(module: torch.nn.Module) -> str:
+def _group_exists() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """Processes in this run's process group (1 without one)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if _group_exists() else 1
+
+
+def gather_objects(value) -> list:
+    """``value`` of every rank, in rank order (a collective: every rank calls it); ``[value]`` in
+    one process."""
+    if world_size() == 1:
+        return [value]
+    import torch.distributed as dist
+
+    everyone: list = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, value)
+    return everyone
+
+
+def trainable_digest(module) -> str:
     """sha256 of every trainable tensor's bytes, in name order (bit-identical weights, same digest)."""
+    import torch
+
     digest = hashlib.sha256()
     for name, parameter in sorted(module.named_parameters()):
         if parameter.requires_grad:
@@ -72,14 +100,11 @@ def trainable_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def ranks_in_sync(module: torch.nn.Module) -> dict | None:
+def ranks_in_sync(module) -> dict | None:
     """Every rank's trainable digest (a collective: every rank calls it); None in one process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if world_size() == 1:
         return None
-    everyone: list = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, trainable_digest(module))
+    everyone = gather_objects(trainable_digest(module))
     return {"world_size": len(everyone), "trainable_sha256": everyone, "in_sync": len(set(everyone)) == 1}
 
 
@@ -93,13 +118,13 @@ def one_job_of_ranks():
     Lightning's launcher set in this process are as before. Without it the next job of a
     multirun inherits LOCAL_RANK (Lightning then thinks its ranks were started externally and
     waits for a rank 1 that never comes) and a process group whose peers have exited."""
-    import torch.distributed as dist
-
     before = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
     try:
         yield
     finally:
-        if dist.is_available() and dist.is_initialized():
+        if _group_exists():
+            import torch.distributed as dist
+
             dist.destroy_process_group()
         for name, value in before.items():
             if value is None:
@@ -125,7 +150,7 @@ def _strategy(trainer_cfg) -> tuple[str, object]:
 def shards_weights(trainer_cfg) -> bool:
     """Whether a ``trainer`` config's strategy shards training state across ranks (trainer=fsdp,
     fsdp_cpu, deepspeed): then full fine-tuning (lora=none) of a 5B transformer fits."""
-    return _strategy(trainer_cfg)[0] in SHARDED_STRATEGIES
+    return strategy_name(trainer_cfg) in SHARDED_STRATEGIES
 
 
 def sharding(trainer_cfg) -> tuple[int, int]:
@@ -140,10 +165,11 @@ def sharding(trainer_cfg) -> tuple[int, int]:
     return ranks, ranks
 
 
-def shard_transformer(transformer: torch.nn.Module, blocks, mesh) -> None:
+def shard_transformer(transformer, blocks, mesh) -> None:
     """FSDP2 (``fully_shard``) on each block, then the whole transformer. Each unit keeps its
     parameters' own dtypes (a frozen bf16 base beside fp32 LoRA; measured: FSDP2 shards such a
     mixed block on CPU/gloo, where FSDP1 cannot flatten it) and reduces gradients in fp32."""
+    import torch
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = MixedPrecisionPolicy(param_dtype=None, reduce_dtype=torch.float32)

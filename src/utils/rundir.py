@@ -31,6 +31,7 @@ from src.utils.io import confined
 
 MARKER = ".progrestore_run.json"
 CHECKPOINTS = "checkpoints"  # <run dir>/checkpoints (conf/callbacks/default.yaml writes there)
+LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint's save_last file, also the preemption checkpoint
 PREEMPTED = ".preempted.json"  # beside last.ckpt after a preemption (src/callbacks.PreemptionCheckpoint)
 _HELD: list = []  # open lock files of this process (kept open until exit)
 
@@ -64,7 +65,7 @@ def claim(config: DictConfig, key: str, what: str) -> Path:
     for suffix in suffixes:
         candidate = directory.with_name(directory.name + suffix)
         if str(ckpt) == "auto":  # resumes when the dir holds a checkpoint, else starts afresh
-            resuming = (candidate / CHECKPOINTS / "last.ckpt").is_file()
+            resuming = resolve_ckpt_path(ckpt, candidate) is not None
         else:
             resuming = bool(ckpt) and confined(candidate, str(Path(str(ckpt)).expanduser()))
         try:
@@ -89,7 +90,7 @@ def resolve_ckpt_path(ckpt_path, run_dir: Path) -> str | None:
     """``ckpt_path=auto``: ``<run dir>/checkpoints/last.ckpt`` when it exists, else a fresh start.
     A run dir whose last run was preempted (``.preempted.json`` beside it) resumes from it even
     without ``auto``: the requeued job of a cluster sweep is the same run going on."""
-    last = Path(run_dir) / CHECKPOINTS / "last.ckpt"
+    last = Path(run_dir) / CHECKPOINTS / LAST_CHECKPOINT
     if str(ckpt_path) == "auto" or (ckpt_path is None and (last.parent / PREEMPTED).is_file()):
         return str(last) if last.is_file() else None
     return ckpt_path
