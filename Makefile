@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-scale bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video vbridge-tiny sync-wandb clean demo browser demo-screenshot
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-scale bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video bench-codec vbridge-tiny sync-wandb clean demo browser demo-screenshot
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -16,12 +16,13 @@ help:
 	@echo "make test        full test suite (slow end-to-end tests included)"
 	@echo "make test-fast   tests not marked slow"
 	@echo "make bench       both benchmarks -> experiments/benchmarks/"
-	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (26 min here)"
+	@echo "make bench-train the default run of each task (sr, deblur, lowlight) + eval on Set5 (19 min here at 1 thread)"
 	@echo "make bench-errors the bad-input suite, every case and its one error line -> experiments/benchmarks/bad_inputs.md"
 	@echo "make bench-gpu   full-size CogVideoX and Wan2.2 LoRA step time and memory (CUDA GPU only)"
 	@echo "make bench-scale  one process vs DDP vs FSDP on the CPU, memory plan per strategy -> experiments/benchmarks/scale_out.*"
 	@echo "make bench-gpu-sharded GPUS=8  the same steps sharded over GPUS GPUs (trainer=fsdp), LoRA and full fine-tuning"
-	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (63 min here on 2 cores; rerun to resume)"
+	@echo "make bench-codec the tiny models' linear codec vs their learned VAEs, fit, block edges -> experiments/benchmarks/codec.*"
+	@echo "make pretrain-tiny  regenerate the tiny model's pretrained base (codec fit + transformer; rerun to resume)"
 	@echo "make pretrain-tiny-wan  the same for the tiny Wan2.2 (model=tiny_wan)"
 	@echo "make bench-train-wan    bench-train with model=tiny_wan -> experiments/benchmarks/train_tiny_wan.*"
 	@echo "make vbridge-tiny       experiment=vbridge_tiny end to end: stage 1, drift correction, eval per category (CPU)"
@@ -77,6 +78,9 @@ bench-data: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) -m src.benchmarks.train_default --figure
+
+bench-codec: $(STAMP)
+	$(PY) -m src.benchmarks.codec
 
 bench-errors: $(STAMP)
 	$(PY) -m src.benchmarks.bad_inputs

@@ -48,9 +48,18 @@ import torch
 from tqdm import tqdm
 
 from src.data.images import BUNDLED_PHOTOS, Source, list_sources, load_image, to_rgb_uint8
+from src.data.latent_cache import file_hash
 from src.data.motion import STATIC_PHRASES, pretraining_clip
 from src.models import recipe
-from src.models.tiny import DEFAULT_WEIGHTS, TINY_ARCHITECTURE, build_tiny_components, save_tiny
+from src.models.codec import is_codec_config
+from src.models.tiny import (
+    DEFAULT_WEIGHTS,
+    TINY_ARCHITECTURE,
+    TINY_LEARNED_VAE_ARCHITECTURE,
+    build_tiny_components,
+    load_tiny,
+    save_tiny,
+)
 from src.utils.cli import ArgumentParser, ConfigError, MissingFileError, exit_on_user_error
 from src.utils.config import PROJECT_ROOT, shared_dir
 from src.utils.frames import to_float_tensor
@@ -63,6 +72,8 @@ GRAY_PHOTOS = ("camera", "moon", "coins", "clock", "brick", "grass", "gravel", "
 STAGES = ("vae", "bank", "transformer")
 # Settings that change the result; a resumed run must have the same ones.
 RESULT_ARGS = (
+    "autoencoder",
+    "fit_clips",
     "vae_steps",
     "vae_batch",
     "vae_lr",
@@ -135,7 +146,7 @@ def clip_batch(
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 def step_rng(seed: int, stage: str, step: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -337,6 +348,82 @@ def vae_reconstruction_psnr(vae, photos, arch, seed: int, clips: int = 8) -> flo
     return float(np.mean(values))
 
 
+# -- stage 1 with the linear codec: the fit ----------------------------------------------------------
+def progression_batch(photos: dict, rng: np.random.Generator, batch: int, arch: dict) -> torch.Tensor:
+    """(B, F, C, H, W) in [0, 1]: restoration progression clips (sr, deblur, lowlight at the
+    paper's schedules) of random crops of ``photos``, as the fine-tuning will show the codec."""
+    from src.data.datamodule import random_crop
+    from src.data.degradations import TASKS, DegradationPreset, make_clip
+    from src.data.images import fit_to_output
+
+    keys, clips = sorted(photos), []
+    for _ in range(batch):
+        key = keys[rng.integers(len(keys))]
+        crop = random_crop(photos[key], rng, (0.3, 1.0), arch["height"], arch["width"])
+        clean, _ = fit_to_output(crop, arch["height"], arch["width"])
+        frames, _ = make_clip(
+            clean, TASKS[rng.integers(len(TASKS))], rng, DegradationPreset(), arch["frames"]
+        )
+        clips.append(to_float_tensor(frames))
+    return torch.stack(clips)
+
+
+def codec_fit_clips(photos: dict, all_photos: dict, arch: dict, seed: int, count: int, chunk: int = 16):
+    """The codec's fitting clips, (B, C, F, H, W) in [-1, 1] chunks: half pretraining clips of
+    every pretraining photo, half progression clips of the colour ones; chunk k is a function of
+    (seed, k)."""
+    for k, start in enumerate(range(0, count, chunk)):
+        rng, _ = step_rng(seed, "codec-fit", k)
+        size = min(chunk, count - start)
+        if k % 2 == 0:
+            clips, _ = clip_batch(all_photos, rng, size, arch)
+        else:
+            clips = progression_batch(photos, rng, size, arch)
+        yield recipe.to_vae_video(clips)
+
+
+def fit_codec(components, photos, all_photos, arch, args) -> dict:
+    """Stage 1 for the codec: its bases from ``--fit-clips`` clips (seconds, deterministic)."""
+    clips = codec_fit_clips(photos, all_photos, arch, args.seed, args.fit_clips)
+    total = (args.fit_clips + 15) // 16
+    fit = components.vae.fit(
+        tqdm(clips, total=total, desc="codec fit", unit="chunk", dynamic_ncols=True),
+        {
+            "seed": args.seed,
+            "stream": "pretrain/codec-fit/<chunk>",
+            "sources": "pretraining + progression clips",
+        },
+    )
+    return {"fit": fit}
+
+
+@torch.no_grad()
+def codec_progression_psnr(vae, images: dict, arch, seed: int) -> dict:
+    """Round-trip PSNR of progression clips (each task, at the paper's schedules) of whole
+    ``images``: frames 2-9, frame 1 and the last frame, and the largest per-frame mean-colour
+    error (8-bit levels)."""
+    from src.data.degradations import TASKS, DegradationPreset, make_clip
+    from src.data.images import fit_to_output
+    from src.models.codec import mean_colour_error
+
+    clips = []
+    for task in TASKS:
+        for key in sorted(images):
+            clean, _ = fit_to_output(images[key], arch["height"], arch["width"])
+            rng = np.random.default_rng(stable_seed(seed, "codec-eval", task, key))
+            clips.append(to_float_tensor(make_clip(clean, task, rng, DegradationPreset(), arch["frames"])[0]))
+    batch = torch.stack(clips)
+    rec = recipe.from_vae_video(vae.decode(vae.encode(recipe.to_vae_video(batch)).latent_dist.mode()).sample)
+    return {  # plain floats: the record goes into the resumable state (weights-only unpickling)
+        "clips": len(clips),
+        "frames_2_to_9": float(psnr(rec[:, 1:], batch[:, 1:])),
+        "frame_1": float(psnr(rec[:, 0], batch[:, 0])),
+        "last_frame": float(psnr(rec[:, -1], batch[:, -1])),
+        "worst_clip_frames_2_to_9": float(min(psnr(rec[i, 1:], batch[i, 1:]) for i in range(len(batch)))),
+        "mean_colour_error_max": float(mean_colour_error(rec, batch)),
+    }
+
+
 # -- stage 2: latent bank -------------------------------------------------------------------------
 def bank_path(state: State) -> Path:
     return state.directory / "bank.pt"
@@ -370,6 +457,7 @@ def build_bank(components, state, photos, arch, args) -> dict:
         bank["mean"][:256].float(), bank["logvar"][:256].float(), torch.Generator().manual_seed(args.seed)
     )
     bank["vae_stats"] = FAMILY[args.model].latent_statistics(samples)
+    path.parent.mkdir(parents=True, exist_ok=True)  # (with --init-from no earlier stage made it)
     temp = path.with_suffix(".tmp")
     torch.save(bank, temp)
     os.replace(temp, path)
@@ -432,9 +520,12 @@ def train_transformer(components, state, bank, arch, args) -> dict:
 
 
 @torch.no_grad()
-def identity_psnr(components, photos, arch, seed: int, steps: int = 25, model: str = "tiny") -> list[float]:
-    """Per-frame PSNR of sampled trajectories against static clips of held-out ``photos``
-    (prompt: the camera holds still): how well the base keeps the scene of frame 1."""
+def identity_trajectories(
+    components, photos, arch, seed: int, steps: int = 25, model: str = "tiny"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sampled (B, F, C, H, W), still frames (B, C, H, W)), both in [0, 1]: trajectories from
+    each of ``photos`` with the prompt "The camera holds still.", generator i seeded by
+    (seed, "identity", i)."""
     from src.data.images import fit_to_output
 
     frames = to_float_tensor(
@@ -454,19 +545,49 @@ def identity_psnr(components, photos, arch, seed: int, steps: int = 25, model: s
         1.0,
         components.max_sequence_length,
     )
+    return video, frames
+
+
+def identity_psnr(components, photos, arch, seed: int, steps: int = 25, model: str = "tiny") -> list[float]:
+    """Per-frame PSNR of sampled trajectories against static clips of held-out ``photos``
+    (prompt: the camera holds still): how well the base keeps the scene of frame 1."""
+    video, frames = identity_trajectories(components, photos, arch, seed, steps, model)
     return [psnr(video[:, f], frames) for f in range(video.shape[1])]
 
 
-class CogVideoXPretraining:
-    """The tiny CogVideoX's pieces of the pretraining (``--model tiny``)."""
+class FamilyFiles:
+    """Where a family's base, record and resumable state live; the learned-VAE variant's names
+    carry ``learned_vae``: the weights file (src/models/pretrained/<file_stem>[_learned_vae]),
+    the record (experiments/<record_stem>[_learned_vae]_pretrain.json), the state dir name."""
 
-    architecture = TINY_ARCHITECTURE
-    weights = DEFAULT_WEIGHTS
-    record = PROJECT_ROOT / "experiments" / "tiny_pretrain.json"
+    file_stem: str
+    record_stem: str
+    state_prefix: str
 
     @staticmethod
-    def state_name(seed: int) -> str:
-        return f"seed{seed}"
+    def _suffix(autoencoder: str) -> str:
+        return "" if autoencoder == "codec" else "_learned_vae"
+
+    def weights(self, autoencoder: str = "codec") -> Path:
+        return DEFAULT_WEIGHTS.parent / f"{self.file_stem}{self._suffix(autoencoder)}.safetensors"
+
+    def record(self, autoencoder: str = "codec") -> Path:
+        return PROJECT_ROOT / "experiments" / f"{self.record_stem}{self._suffix(autoencoder)}_pretrain.json"
+
+    def state_name(self, seed: int, autoencoder: str = "codec") -> str:
+        return f"{self.state_prefix}{'' if autoencoder == 'codec' else 'learned_vae_'}seed{seed}"
+
+
+class CogVideoXPretraining(FamilyFiles):
+    """The tiny CogVideoX's pieces of the pretraining (``--model tiny``)."""
+
+    @staticmethod
+    def architecture(autoencoder: str = "codec") -> dict:
+        return TINY_ARCHITECTURE if autoencoder == "codec" else TINY_LEARNED_VAE_ARCHITECTURE
+
+    file_stem, record_stem, state_prefix = DEFAULT_WEIGHTS.stem, "tiny", ""
+    load_build = None  # load_tiny's default: the tiny CogVideoX
+    transformer_steps = 4500  # the shipped base's
 
     @staticmethod
     def build(arch):
@@ -526,21 +647,23 @@ class CogVideoXPretraining:
         return step_loss
 
 
-class WanPretraining:
+class WanPretraining(FamilyFiles):
     """The tiny Wan2.2's pieces of the pretraining (``--model tiny_wan``)."""
 
-    @property
-    def architecture(self):
-        from src.models.wan import TINY_WAN_ARCHITECTURE
+    @staticmethod
+    def architecture(autoencoder: str = "codec") -> dict:
+        from src.models.wan import TINY_WAN_ARCHITECTURE, TINY_WAN_LEARNED_VAE_ARCHITECTURE
 
-        return TINY_WAN_ARCHITECTURE
+        return TINY_WAN_ARCHITECTURE if autoencoder == "codec" else TINY_WAN_LEARNED_VAE_ARCHITECTURE
 
-    weights = DEFAULT_WEIGHTS.parent / "tiny_wan_ti2v.safetensors"
-    record = PROJECT_ROOT / "experiments" / "tiny_wan_pretrain.json"
+    file_stem, record_stem, state_prefix = "tiny_wan_ti2v", "tiny_wan", "tiny_wan_"
+    transformer_steps = 6000  # the shipped base's
 
     @staticmethod
-    def state_name(seed: int) -> str:
-        return f"tiny_wan_seed{seed}"
+    def load_build(arch):
+        from src.models.wan import build_tiny_wan_components
+
+        return build_tiny_wan_components(arch)
 
     @staticmethod
     def build(arch):
@@ -618,13 +741,39 @@ def relative(path: Path) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--vae-steps", type=int, default=2500)
+    parser.add_argument(
+        "--autoencoder",
+        choices=("codec", "learned"),
+        default="codec",
+        help="the linear latent codec (fitted in seconds; the default models) or a learned tiny VAE",
+    )
+    parser.add_argument("--fit-clips", type=int, default=640, help="clips the codec is fitted on")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from a tiny-model file of the same architecture (its autoencoder is kept, "
+        "its transformer and text encoder train on): more pretraining compute adds to a shipped base",
+    )
+    parser.add_argument(
+        "--deblock",
+        type=float,
+        default=0.5,
+        help="the codec's block-edge filter strength on the token grid, written into the file (0 = off; "
+        "make bench-codec measures it); not a training setting: a finished run only rewrites the file",
+    )
+    parser.add_argument("--vae-steps", type=int, default=2500, help="learned VAE only")
     parser.add_argument("--vae-batch", type=int, default=4)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--vae-crop", type=int, default=32, help="square training crops (multiple of 8)")
     parser.add_argument("--temporal-weight", type=float, default=1.0, help="frame-difference L1 weight")
     parser.add_argument("--bank-clips", type=int, default=4000, help="clips encoded once for stage 3")
-    parser.add_argument("--transformer-steps", type=int, default=6000)
+    parser.add_argument(
+        "--transformer-steps",
+        type=int,
+        default=None,
+        help="default: the shipped base's (tiny 4500, tiny_wan 6000)",
+    )
     parser.add_argument("--transformer-batch", type=int, default=8)
     parser.add_argument("--transformer-lr", type=float, default=1e-3)
     parser.add_argument("--text-lr", type=float, default=1e-3, help="text encoder (trained in stage 3)")
@@ -658,15 +807,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     family = FAMILY[args.model]
-    args.out = args.out or family.weights
-    args.record = args.record or family.record
-    height = family.architecture["height"]
+    args.transformer_steps = args.transformer_steps or family.transformer_steps
+    args.out = args.out or family.weights(args.autoencoder)
+    args.record = args.record or family.record(args.autoencoder)
+    height = family.architecture(args.autoencoder)["height"]
     if args.vae_crop % 8 or not 8 <= args.vae_crop <= height:
         parser.error(f"--vae-crop must be a multiple of 8 between 8 and {height}")
-    for name in ("vae_steps", "transformer_steps", "bank_clips", "vae_batch", "transformer_batch"):
+    if args.init_from is not None and not args.init_from.is_file():
+        parser.error(f"--init-from {args.init_from}: no such file")
+    for name in (
+        "vae_steps",
+        "transformer_steps",
+        "bank_clips",
+        "vae_batch",
+        "transformer_batch",
+        "fit_clips",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
+
+
+# decode-side settings of the codec: they change no weight, so a state does not depend on them
+DECODE_ONLY_KEYS = ("deblock", "deblock_grid")
+
+
+def training_architecture(arch: dict) -> dict:
+    """A copy of ``arch`` as the resumable state's fingerprint holds it (decode-only keys out)."""
+    copy_ = json.loads(json.dumps(arch))
+    for key in DECODE_ONLY_KEYS:
+        copy_["vae"].pop(key, None)
+    return copy_
 
 
 def main(argv=None) -> None:
@@ -682,16 +853,28 @@ def main(argv=None) -> None:
     photos = training_photos(photos_dir)
     all_photos = {**photos, **gray_photos()}
     family = FAMILY[args.model]
-    arch = json.loads(json.dumps(family.architecture))
+    arch = json.loads(json.dumps(family.architecture(args.autoencoder)))
+    init = None
+    if args.init_from is not None:  # its architecture (and fitted autoencoder) replace the default
+        init, init_metadata = load_tiny(args.init_from, build=family.load_build)
+        arch = json.loads(init_metadata["architecture"])
+        if is_codec_config(arch["vae"]) != (args.autoencoder == "codec"):
+            raise ConfigError(
+                f"--init-from {args.init_from} has another autoencoder than --autoencoder {args.autoencoder}"
+            )
     data_digest = hashlib.sha256()
     for key in sorted(all_photos):
         data_digest.update(key.encode() + all_photos[key].tobytes())
     fingerprint = {
         **{name: getattr(args, name) for name in RESULT_ARGS},
-        "architecture": arch,
+        "architecture": training_architecture(arch),
         "photos_sha256": data_digest.hexdigest(),
+        "init_sha256": None if args.init_from is None else file_hash(args.init_from),
     }
-    state_dir = args.state_dir or PROJECT_ROOT / "outputs" / "pretrain_tiny" / family.state_name(args.seed)
+    name = family.state_name(args.seed, args.autoencoder)
+    if args.init_from is not None:
+        name += f"_from_{fingerprint['init_sha256'][:12]}"
+    state_dir = args.state_dir or PROJECT_ROOT / "outputs" / "pretrain_tiny" / name
     if args.fresh and state_dir.exists():
         shutil.rmtree(state_dir)
     state = State(state_dir, fingerprint, args.checkpoint_minutes, args.budget_minutes)
@@ -699,6 +882,14 @@ def main(argv=None) -> None:
     with torch.random.fork_rng():
         torch.manual_seed(stable_seed(args.seed, "pretrain", "init"))
         components = family.build(arch)
+    if init is not None:
+        for name in ("vae", "transformer", "text_encoder"):
+            getattr(components, name).load_state_dict(getattr(init, name).state_dict())
+        components.vae.register_to_config(**vae_stats(init.vae))
+        state.data["done"] = state.data["done"] or ["vae"]  # the autoencoder comes with the file
+        state.data["record"].setdefault(
+            "init_from", {"file": relative(args.init_from), "sha256": fingerprint["init_sha256"]}
+        )
     if state.load():
         state.restore_models(components)
         print(
@@ -726,7 +917,22 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
         if stage in state.data["done"]:
             continue
         started, earlier = time.time(), state.stage_minutes(stage)
-        if stage == "vae":
+        if stage == "vae" and is_codec_config(arch["vae"]):
+            record["vae"] = fit_codec(components, photos, all_photos, arch, args)
+            record["vae"]["reconstruction_psnr_db"] = {
+                "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
+                "held_out": vae_reconstruction_psnr(components.vae, held_out, arch, args.seed),
+            }
+            record["vae"]["progression_round_trip"] = {
+                "held_out": codec_progression_psnr(components.vae, held_out, arch, args.seed)
+            }
+            set5 = set5_dir()
+            if set5.is_dir():  # measured only: Set5 never enters pretraining
+                images = {s.key: load_image(s) for s in list_sources(set5)[0]}
+                record["vae"]["progression_round_trip"]["set5"] = codec_progression_psnr(
+                    components.vae, images, arch, args.seed
+                )
+        elif stage == "vae":
             record["vae"] = train_vae(components, state, all_photos, arch, args)
             record["vae"]["reconstruction_psnr_db"] = {
                 "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
@@ -755,8 +961,25 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
             return
 
 
+def identity_set5(components, arch, args) -> dict:
+    """Identity PSNR of the held-out Set5 photographs (measured only), when they are here."""
+    if not set5_dir().is_dir():
+        return {}
+    images = {s.key: load_image(s) for s in list_sources(set5_dir())[0]}
+    return {
+        "identity_psnr_db_per_frame_set5": identity_psnr(
+            components, images, arch, args.seed, model=args.model
+        )
+    }
+
+
 def finish(components, state, record, photos, all_photos, held_out, arch, fingerprint, args) -> None:
     arch["vae"].update(vae_stats(components.vae))
+    if is_codec_config(arch["vae"]) and "fit" in record.get("vae", {}):
+        arch["vae"]["fit"] = record["vae"]["fit"]
+    if is_codec_config(arch["vae"]) and args.deblock is not None:
+        arch["vae"]["deblock"] = args.deblock
+        components.vae.register_to_config(deblock=args.deblock)
     record.update(
         {
             "seed": args.seed,
@@ -771,6 +994,7 @@ def finish(components, state, record, photos, all_photos, held_out, arch, finger
             "identity_psnr_db_per_frame": identity_psnr(
                 components, held_out, arch, args.seed, model=args.model
             ),
+            **identity_set5(components, arch, args),
             "minutes": state.data.get("minutes_before", 0.0) + (time.time() - state.started) / 60,
             "torch": torch.__version__,
             "architecture": arch,

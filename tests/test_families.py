@@ -18,6 +18,8 @@ from tests.conftest import backbone, group_options, model_config, transformer_in
 MODELS = group_options("model")
 FAMILIES = {
     "tiny": "cogvideox",
+    "tiny_learned_vae": "cogvideox",
+    "tiny_wan_learned_vae": "wan",
     "cogvideox_5b_i2v": "cogvideox",
     "cogvideox1.5_5b_i2v": "cogvideox",
     "tiny_wan": "wan",
@@ -35,6 +37,21 @@ def test_every_model_config_sets_the_schema_and_names_its_family():
         # the lora presets pick the family's module names
         lora = model_config(name, "lora=attn_ff")
         assert lora["lora_targets"]["attn_ff"][-1] in ("ff.net.2", "ffn.net.2")
+
+
+@pytest.mark.parametrize(
+    ("name", "vae_class"),
+    [
+        ("tiny", "LinearVideoCodec"),
+        ("tiny_wan", "LinearVideoCodec"),
+        ("tiny_learned_vae", "AutoencoderKLCogVideoX"),
+        ("tiny_wan_learned_vae", "AutoencoderKLWan"),
+    ],
+)
+def test_tiny_models_load_with_their_autoencoder(name, vae_class):
+    """The default tiny models run over the linear codec; the learned-VAE bases stay loadable."""
+    components = backbone(name).load()
+    assert type(components.vae).__name__ == vae_class
 
 
 def test_schema_refuses_missing_unknown_and_mistyped_keys():

@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from src.data.images import Source, load_image
 from src.data.motion import (
@@ -83,7 +84,7 @@ def test_pretraining_clips_are_a_function_of_the_seed(photo):
 
 
 TINY_RUN = ["--vae-steps", "3", "--vae-batch", "2", "--bank-clips", "8", "--transformer-steps", "3"]
-TINY_RUN += ["--transformer-batch", "2", "--photos-dir", "none"]
+TINY_RUN += ["--transformer-batch", "2", "--photos-dir", "none", "--fit-clips", "16"]
 
 
 def weights(path):
@@ -92,9 +93,12 @@ def weights(path):
     return load_file(str(path))
 
 
-def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys):
-    """An uninterrupted run, and the same run paused mid-VAE, after the bank and mid-transformer
-    and rerun each time, write the same weights; the record says what the base was made of."""
+@pytest.mark.parametrize("autoencoder", ["codec", "learned"])
+def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys, autoencoder):
+    """An uninterrupted run, and the same run paused mid-VAE (learned) or after the codec fit,
+    after the bank and mid-transformer and rerun each time, write the same weights; the record
+    says what the base was made of."""
+    from src.models.codec import LinearVideoCodec
     from src.models.tiny import load_tiny
     from src.pretrain_tiny import main
 
@@ -102,6 +106,8 @@ def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys
         main(
             [
                 *TINY_RUN,
+                "--autoencoder",
+                autoencoder,
                 "--state-dir",
                 str(tmp_path / name),
                 "--out",
@@ -113,8 +119,12 @@ def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys
         )
 
     run("whole")
-    run("pieces", "--budget-minutes", "0")  # pauses after VAE step 1
-    assert "paused at vae step 1/3" in capsys.readouterr().err
+    if autoencoder == "learned":
+        run("pieces", "--budget-minutes", "0")  # pauses after VAE step 1
+        assert "paused at vae step 1/3" in capsys.readouterr().err
+    else:
+        run("pieces", "--stop-after", "vae")  # the fit is one step: it stops after it
+        assert "stopped after vae" in capsys.readouterr().err
     assert not (tmp_path / "pieces.safetensors").exists()
     run("pieces", "--stop-after", "bank")
     run("pieces", "--budget-minutes", "0")  # pauses after transformer step 1
@@ -132,6 +142,34 @@ def test_pretraining_writes_a_loadable_base_and_resumes_exactly(tmp_path, capsys
     assert components.vae.config.scaling_factor == pytest.approx(record["bank"]["scaling_factor"])
     assert len(record["identity_psnr_db_per_frame"]) == 9
     assert set(record["stage_minutes"]) == {"vae", "bank", "transformer"}
+    assert isinstance(components.vae, LinearVideoCodec) == (autoencoder == "codec")
+    if autoencoder == "codec":  # the fit is recorded with the codec, its seed and clips
+        assert components.vae.config.fit["seed"] == 0 and components.vae.config.fit["clips"] == 16
+        assert record["vae"]["progression_round_trip"]["held_out"]["frames_2_to_9"] > 25
+
+
+def test_pretraining_continues_from_a_shipped_base(tmp_path):
+    """--init-from: the file's codec is kept (no fit), its transformer and text encoder train on."""
+    from src.models.tiny import load_tiny
+    from src.pretrain_tiny import main
+
+    first = tmp_path / "first.safetensors"
+    common = [*TINY_RUN, "--record", str(tmp_path / "r.json")]
+    main([*common, "--state-dir", str(tmp_path / "a"), "--out", str(first)])
+    more = tmp_path / "more.safetensors"
+    main([*common, "--init-from", str(first), "--state-dir", str(tmp_path / "b"), "--out", str(more)])
+    (a, _), (b, meta) = load_tiny(first), load_tiny(more)
+    for name, value in a.vae.state_dict().items():
+        assert torch.equal(value, b.vae.state_dict()[name])
+    moved = [
+        not torch.equal(p, q)
+        for p, q in zip(a.transformer.parameters(), b.transformer.parameters(), strict=True)
+    ]
+    assert any(moved)
+    record = json.loads(meta["pretrain"])
+    assert record["init_from"]["file"].endswith("first.safetensors") and "vae" not in record.get(
+        "stage_minutes", {}
+    )
 
 
 def test_pretraining_refuses_to_continue_with_other_settings(tmp_path):
@@ -140,8 +178,8 @@ def test_pretraining_refuses_to_continue_with_other_settings(tmp_path):
     common = ["--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "o.safetensors")]
     common += ["--record", str(tmp_path / "r.json"), "--stop-after", "vae"]
     main([*TINY_RUN, *common])
-    with pytest.raises(ConfigError, match="other settings.*vae_lr"):
-        main([*TINY_RUN, *common, "--vae-lr", "1e-4"])
+    with pytest.raises(ConfigError, match="other settings.*fit_clips"):
+        main([*TINY_RUN, *common, "--fit-clips", "24"])
 
 
 def test_pretraining_never_trains_on_set5(tmp_path):

@@ -130,6 +130,17 @@ def test_tiny_geometry_matches_its_config(tiny):
     assert wan.tokens_per_sample(F, H, W, "tiny_wan") == mean.shape[2] * (H // s // p[1]) * (W // s // p[2])
 
 
+def test_prepare_latents_parity_with_the_learned_vae():
+    """The same parity over the learned tiny AutoencoderKLWan (model=tiny_wan_learned_vae)."""
+    arch = copy.deepcopy(wan.TINY_WAN_LEARNED_VAE_ARCHITECTURE)
+    published = wan.PUBLISHED_ARCHITECTURES["wan2.2_ti2v_5b"]["vae"]
+    arch["vae"]["latents_mean"] = published["latents_mean"]
+    arch["vae"]["latents_std"] = published["latents_std"]
+    learned = _tiny(architecture=arch)
+    assert type(learned.vae).__name__ == "AutoencoderKLWan"
+    test_prepare_latents_parity(learned, wan.wan_pipeline(learned))
+
+
 def test_prepare_latents_parity(tiny, pipe):
     """condition, mask, noise and normalisation equal the pipeline's prepare_latents (torch.equal)."""
     image = _image()

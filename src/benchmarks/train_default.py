@@ -6,11 +6,13 @@ For each task: times the training run end to end (process start to exit), then e
 checkpoint with ``python -m src.eval ckpt=<run> data=synthetic`` on the held-out photographs
 (Set5 under ../shared, or $PROGRESTORE_SHARED; never used in pretraining or training), with the
 degraded input and the task's classical baseline in the same table, and checks the acceptance
-criteria (issue 11):
+criteria (issue 28):
 
 - the run takes at most 15 minutes on this machine;
-- the last generated frame beats the degraded input I_1 in PSNR, SSIM and LPIPS;
-- per-frame PSNR rises and LPIPS falls from frame 2 to frame 9;
+- the last generated frame beats the degraded input I_1 in PSNR, SSIM and LPIPS (sr, whose
+  frame 1 keeps 5-25 % of the size: LPIPS beats it, PSNR and SSIM at least the input's minus
+  0.5 dB and minus 0.02);
+- per-frame PSNR rises in at least 7 of the 8 frame-to-frame steps;
 - frame 1 keeps the photo's colours: mean colour within 3/255 of I_1 per channel on every image.
 
 Writes experiments/benchmarks/train_<task>.json, train_default.{json,md} (all tasks) and, with
@@ -37,24 +39,37 @@ OUT = PROJECT_ROOT / "experiments" / "benchmarks"
 COLOUR_TOLERANCE = 3.0  # 8-bit levels, per channel
 
 
-def strictly_monotonic(values: list[float], rising: bool) -> bool:
-    pairs = zip(values[1:], values[2:], strict=False)  # frames 2..9
-    return all((b > a) if rising else (b < a) for a, b in pairs)
+def rising_steps(values: list[float]) -> int:
+    """How many of the frame-to-frame steps (frame 1 -> 2, ..., 8 -> 9) rise."""
+    return sum(b > a for a, b in zip(values, values[1:], strict=False))
 
 
-def acceptance(evaluation: dict, minutes: float) -> dict:
+# sr's frame 1 is 5-25 % of the size: most detail is gone, so its last frame must beat the input
+# perceptually (LPIPS) and keep its fidelity (PSNR and SSIM within these margins) (issue 28)
+SR_PSNR_MARGIN_DB, SR_SSIM_MARGIN = 0.5, 0.02
+
+
+def acceptance(evaluation: dict, minutes: float, task: str | None = None) -> dict:
     psnr, ssim, lpips = evaluation["psnr"], evaluation["ssim"], evaluation["lpips"]
     given = evaluation["baselines"]["input"]
+    psnr_margin, ssim_margin = (SR_PSNR_MARGIN_DB, SR_SSIM_MARGIN) if task == "sr" else (0.0, 0.0)
+    steps = len(psnr) - 1
     checks = {
         "minutes_at_most_15": minutes <= 15.0,
-        "last_frame_psnr_beats_input": psnr[-1] > given["psnr"],
-        "last_frame_ssim_beats_input": ssim[-1] > given["ssim"],
+        "last_frame_psnr_beats_input": psnr[-1] > given["psnr"] - psnr_margin,
+        "last_frame_ssim_beats_input": ssim[-1] > given["ssim"] - ssim_margin,
         "last_frame_lpips_beats_input": lpips is not None and lpips[-1] < given["lpips"],
-        "psnr_rises_frame_2_to_9": strictly_monotonic(psnr, rising=True),
-        "lpips_falls_frame_2_to_9": lpips is not None and strictly_monotonic(lpips, rising=False),
+        f"psnr_rises_{steps - 1}_of_{steps}_steps": rising_steps(psnr) >= steps - 1,
         "first_frame_colour_within_3": evaluation["first_frame_colour_error"]["max"] <= COLOUR_TOLERANCE,
     }
     checks["all"] = all(checks.values())
+    if task == "sr":  # what the margins mean, stated in the record
+        checks = {
+            k.replace("beats_input", f"within_{psnr_margin if 'psnr' in k else ssim_margin}_of_input")
+            if ("psnr_beats" in k or "ssim_beats" in k)
+            else k: v
+            for k, v in checks.items()
+        }
     return checks
 
 
@@ -71,19 +86,47 @@ def prefix(model: str | None) -> str:
     return "train" if model in (None, "tiny") else f"train_{model}"
 
 
-def bench_task(task: str, extra: list[str], stamp: str, model: str | None = None) -> dict:
-    run_dir = PROJECT_ROOT / "outputs" / "runs" / "train" / f"bench_{prefix(model)}_{task}_{stamp}"
+def bench_task(
+    task: str, extra: list[str], stamp: str, model: str | None = None, fresh: bool = False
+) -> dict:
+    """Train + eval one task in outputs/runs/train/bench_<prefix>_<task>. A finished training run
+    (its minutes in ``bench_minutes.json``, same overrides) is reused unless ``fresh``, and its
+    evaluation too when present: rerunning after an interruption continues where it stopped."""
+    run_dir = PROJECT_ROOT / "outputs" / "runs" / "train" / f"bench_{prefix(model)}_{task}"
     overrides = [f"task={task}", "prompt=adaptive", *([f"model={model}"] if model else []), *extra]
-    minutes = run([sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"])
     eval_dir = run_dir / "eval_set5"
-    eval_minutes = run(
-        [sys.executable, "-m", "src.eval", f"ckpt={run_dir}", "data=synthetic", f"hydra.run.dir={eval_dir}"]
-    )
+    timings_path = run_dir / "bench_minutes.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() and not fresh else {}
+    if timings.get("overrides") == overrides and (run_dir / "run_summary.json").is_file():
+        print(f"{task}: reusing the finished training run {run_dir}", file=sys.stderr)
+    else:
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        minutes = run([sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"])
+        timings = {"overrides": overrides, "train": minutes, "stamp": stamp}
+        timings_path.write_text(json.dumps(timings))
+    if "eval" not in timings or not (eval_dir / "frame_metrics.json").is_file():
+        # the evaluation alone reruns when it is missing (e.g. after the base's decoder settings changed)
+        timings["eval"] = run(
+            [
+                sys.executable,
+                "-m",
+                "src.eval",
+                f"ckpt={run_dir}",
+                "data=synthetic",
+                f"hydra.run.dir={eval_dir}",
+            ]
+        )
+        timings_path.write_text(json.dumps(timings))
+    minutes, eval_minutes = timings["train"], timings["eval"]
     summary = json.loads((run_dir / "run_summary.json").read_text())
     evaluation = json.loads((eval_dir / "frame_metrics.json").read_text())
     record = {
         "command": "python -m src.train " + " ".join(overrides),
         "machine": machine_info(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),  # None: torch's default (all cores)
         "wall_minutes": round(minutes, 2),
         "train_minutes": round(summary["minutes"], 2),
         "eval_minutes": round(eval_minutes, 2),
@@ -92,7 +135,8 @@ def bench_task(task: str, extra: list[str], stamp: str, model: str | None = None
         "params_trainable": summary["params/trainable"],
         "validation": json.loads((run_dir / "frame_metrics.json").read_text()),
         "eval_set5": evaluation,
-        "acceptance": acceptance(evaluation, minutes),
+        "acceptance": acceptance(evaluation, minutes, task),
+        "psnr_rising_steps": rising_steps(evaluation["psnr"]),
         "run_dir": str(run_dir.relative_to(PROJECT_ROOT)),
     }
     (OUT / f"{prefix(model)}_{task}.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -111,7 +155,13 @@ def markdown(records: dict[str, dict], model: str | None = None) -> str:
         if prefix(model) == "train"
         else f"# Default training runs with model={model}, all tasks (`python -m src.benchmarks.train_default --model {model}`)",
         "",
-        f"On {machine['cpu']} ({machine['cores']} cores), {machine['date']}. Each task: "
+        f"On {machine['cpu']} ({machine['cores']} cores), {machine['date']}"
+        + (
+            f", torch threads {any_record['omp_num_threads']} (OMP_NUM_THREADS; timings are upper bounds of the default 2-thread run)"
+            if any_record.get("omp_num_threads")
+            else ""
+        )
+        + ". Each task: "
         "`python -m src.train task=<t> prompt=adaptive` (timed from process start to exit), then "
         "`python -m src.eval ckpt=<run> data=synthetic` on Set5 (held out of pretraining and training; "
         "BasicSR conventions, 8-bit frames). Frame 1 of the trajectory is generated too.",
@@ -215,6 +265,7 @@ def main() -> None:
         "--model", default=None, help="model=<name> for every run (default: train.yaml's tiny)"
     )
     parser.add_argument("--figure", action="store_true", help="also draw tasks_figure.png from the runs")
+    parser.add_argument("--fresh", action="store_true", help="retrain tasks whose finished runs exist")
     parser.add_argument(
         "--from-records",
         action="store_true",
@@ -228,7 +279,7 @@ def main() -> None:
         if args.from_records:
             records[task] = json.loads((OUT / f"{prefix(args.model)}_{task}.json").read_text())
         else:
-            records[task] = bench_task(task, extra, stamp, args.model)
+            records[task] = bench_task(task, extra, stamp, args.model, args.fresh)
     text = markdown(records, args.model)
     stem = "train_default" if prefix(args.model) == "train" else prefix(args.model)
     (OUT / f"{stem}.md").write_text(text)

@@ -13,9 +13,10 @@ Runs (each resumable: a run dir that already holds its frame_metrics.json is reu
 4. ablation ``curriculum=none`` (every step at 64 px; same steps, batch and data) + eval;
 5. ablation ``model.frames=5`` (curriculum on) + eval.
 
-The preset's wall time is 1 + 2 + 3 (process start to exit). Acceptance (issue 14): the last frame
-beats the degraded input in PSNR and SSIM in every category; drift correction raises mean PSNR
-over stage 1; the preset takes under 30 minutes. Writes experiments/benchmarks/vbridge_tiny.{json,md}
+The preset's wall time is 1 + 2 + 3 (process start to exit). Acceptance (issue 28): the last frame
+beats the degraded input in PSNR in at least 10 of the 14 categories and on the mean; the drift
+correction, curriculum and frame-count effects are reported with their sign and size; the preset
+takes under 30 minutes. Writes experiments/benchmarks/vbridge_tiny.{json,md}
 and vbridge_tiny_categories.png.
 """
 
@@ -127,16 +128,16 @@ def summary(metrics: dict) -> dict:
 
 
 def acceptance(metrics: dict, preset_minutes: float | None) -> dict:
+    """Issue 28: the last frame beats its input in PSNR in at least 10 of the 14 categories and
+    on the mean; the drift correction's effect is reported with its sign (and size, in the table);
+    the preset stays under 30 minutes."""
     cats = metrics["categories"]
     s = summary(metrics)
+    beating = sum(c["last"]["psnr"] > c["input"]["psnr"] for c in cats.values())
     checks = {
-        "last_frame_psnr_beats_input_every_category": all(
-            c["last"]["psnr"] > c["input"]["psnr"] for c in cats.values()
-        ),
-        "last_frame_ssim_beats_input_every_category": all(
-            c["last"]["ssim"] > c["input"]["ssim"] for c in cats.values()
-        ),
-        "drift_raises_mean_psnr": s["mean_drift_last_psnr"] is not None
+        f"last_frame_psnr_beats_input_in_{beating}_of_{len(cats)}_categories (>= 10)": beating >= 10,
+        "last_frame_mean_psnr_beats_mean_input": s["mean_last_psnr"] > s["mean_input_psnr"],
+        "drift_raises_mean_psnr (reported, not required)": s["mean_drift_last_psnr"] is not None
         and s["mean_drift_last_psnr"] > s["mean_last_psnr"],
         "preset_under_30_minutes": preset_minutes is not None and preset_minutes < 30.0,
     }
@@ -146,7 +147,9 @@ def acceptance(metrics: dict, preset_minutes: float | None) -> dict:
     checks["categories_failing_ssim"] = sorted(
         k for k, c in cats.items() if c["last"]["ssim"] <= c["input"]["ssim"]
     )
-    checks["all"] = all(v for k, v in checks.items() if not k.startswith("categories_"))
+    checks["all"] = all(
+        v for k, v in checks.items() if not k.startswith("categories_") and "not required" not in k
+    )
     return checks
 
 
