@@ -917,33 +917,13 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
         if stage in state.data["done"]:
             continue
         started, earlier = time.time(), state.stage_minutes(stage)
-        if stage == "vae" and is_codec_config(arch["vae"]):
-            record["vae"] = fit_codec(components, photos, all_photos, arch, args)
-            record["vae"]["reconstruction_psnr_db"] = {
-                "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
-                "held_out": vae_reconstruction_psnr(components.vae, held_out, arch, args.seed),
-            }
-            record["vae"]["progression_round_trip"] = {
-                "held_out": codec_progression_psnr(components.vae, held_out, arch, args.seed)
-            }
-            set5 = set5_dir()
-            if set5.is_dir():  # measured only: Set5 never enters pretraining
-                images = {s.key: load_image(s) for s in list_sources(set5)[0]}
-                record["vae"]["progression_round_trip"]["set5"] = codec_progression_psnr(
-                    components.vae, images, arch, args.seed
-                )
-        elif stage == "vae":
-            record["vae"] = train_vae(components, state, all_photos, arch, args)
-            record["vae"]["reconstruction_psnr_db"] = {
-                "train": vae_reconstruction_psnr(components.vae, photos, arch, args.seed),
-                "held_out": vae_reconstruction_psnr(components.vae, held_out, arch, args.seed),
-            }
-            set5 = set5_dir()
-            if set5.is_dir():  # measured only: Set5 never enters pretraining
-                images = {s.key: load_image(s) for s in list_sources(set5)[0]}
-                record["vae"]["reconstruction_psnr_db"]["set5"] = vae_reconstruction_psnr(
-                    components.vae, images, arch, args.seed
-                )
+        if stage == "vae":
+            codec = is_codec_config(arch["vae"])
+            if codec:
+                record["vae"] = fit_codec(components, photos, all_photos, arch, args)
+            else:
+                record["vae"] = train_vae(components, state, all_photos, arch, args)
+            record["vae"].update(autoencoder_record(components.vae, photos, held_out, arch, args.seed, codec))
         elif stage == "bank":
             bank = build_bank(components, state, all_photos, arch, args)
             components.vae.register_to_config(**bank["vae_stats"])
@@ -961,11 +941,33 @@ def run_stages(components, state, record, photos, all_photos, held_out, arch, ar
             return
 
 
+def set5_images() -> dict | None:
+    """The held-out Set5 photographs (measured on, never trained on), or None when absent."""
+    if not set5_dir().is_dir():
+        return None
+    return {s.key: load_image(s) for s in list_sources(set5_dir())[0]}
+
+
+def autoencoder_record(vae, photos, held_out, arch, seed: int, codec: bool) -> dict:
+    """Reconstruction PSNR of pretraining clips (training photos, held-out photos, Set5 when
+    here) and, for the codec, the round trip of progression clips of the held-out photos."""
+    set5 = set5_images()
+    images = {"train": photos, "held_out": held_out, **({"set5": set5} if set5 is not None else {})}
+    record = {
+        "reconstruction_psnr_db": {k: vae_reconstruction_psnr(vae, v, arch, seed) for k, v in images.items()}
+    }
+    if codec:
+        record["progression_round_trip"] = {
+            k: codec_progression_psnr(vae, v, arch, seed) for k, v in images.items() if k != "train"
+        }
+    return record
+
+
 def identity_set5(components, arch, args) -> dict:
     """Identity PSNR of the held-out Set5 photographs (measured only), when they are here."""
-    if not set5_dir().is_dir():
+    images = set5_images()
+    if images is None:
         return {}
-    images = {s.key: load_image(s) for s in list_sources(set5_dir())[0]}
     return {
         "identity_psnr_db_per_frame_set5": identity_psnr(
             components, images, arch, args.seed, model=args.model
