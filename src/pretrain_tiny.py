@@ -1,4 +1,4 @@
-"""python -m src.pretrain_tiny [--model tiny|tiny_wan] [--vae-steps N] [--transformer-steps N] [--out FILE]
+"""python -m src.pretrain_tiny [--model tiny|tiny_wan] [--autoencoder codec|learned] [--init-from FILE] [--transformer-steps N] [--out FILE]
 
 Pretrains the embedded tiny CogVideoX I2V base (``--model tiny``) or the tiny Wan2.2 TI2V base
 (``--model tiny_wan``), the stand-in for the video pretraining the real
@@ -7,9 +7,11 @@ static or gently moving camera, exposure ramps with fading grain, focus pulls, e
 words) of the bundled scikit-image photos, tinted grayscale photos and the McMaster photographs
 (``--photos-dir``; Set5 and the bundled ``VAL_HOLDOUT`` photos are never used). Three stages:
 
-1. ``vae``: the VAE on random ``--vae-crop`` crops of those clips (a conv net: small crops train
-   it fast and transfer to full frames), L1 + MSE + a frame-difference L1 (so it codes changes
-   inside a 4-frame latent group) + a tiny KL;
+1. ``vae``: with ``--autoencoder codec`` (the default), the linear latent codec's fit
+   (:mod:`src.models.codec`; seconds, ``--fit-clips`` pretraining and progression clips); with
+   ``--autoencoder learned``, the VAE on random ``--vae-crop`` crops of those clips (a conv net:
+   small crops train it fast and transfer to full frames), L1 + MSE + a frame-difference L1 (so
+   it codes changes inside a 4-frame latent group) + a tiny KL;
 2. ``bank``: encodes ``--bank-clips`` full-size clips once (posterior mean/logvar of the video and
    of the noise-augmented first frame; prompts) and sets the VAE's ``scaling_factor`` to 1/std of
    the latents (as CogVideoX's 1.15258426 was chosen). The VAE encode dominates a training step,
