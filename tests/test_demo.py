@@ -137,6 +137,16 @@ def _chromium():
     return sync_playwright
 
 
+def _wait_until(page, expression: str, timeout_s: float) -> None:
+    """Poll a JavaScript expression until it is truthy. (``page.wait_for_function`` compiles its
+    predicate with ``eval`` in the page, which the demo's Content-Security-Policy forbids in recent
+    Chromium builds; ``page.evaluate`` goes through the DevTools protocol.)"""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def test_in_a_real_browser_a_photo_and_a_clip_restore(demo_url, tmp_path):
     sync_playwright = _chromium()
     photo = tmp_path / "dark room.png"
@@ -153,7 +163,7 @@ def test_in_a_real_browser_a_photo_and_a_clip_restore(demo_url, tmp_path):
         try:
             page = browser.new_page()
             page.goto(demo_url)
-            page.wait_for_function("document.querySelector('#task').options.length > 0", timeout=30000)
+            _wait_until(page, "document.querySelector('#task').options.length > 0", 30)
             assert "trained for lowlight" in page.inner_text("#checkpoint")
 
             page.set_input_files("#file", str(notes))
@@ -164,7 +174,7 @@ def test_in_a_real_browser_a_photo_and_a_clip_restore(demo_url, tmp_path):
             page.set_input_files("#file", str(photo))
             page.click("#restore")
             page.wait_for_selector("#image-result:not([hidden])", timeout=300000)
-            page.wait_for_function("document.querySelector('#restored').naturalWidth > 0", timeout=30000)
+            _wait_until(page, "document.querySelector('#restored').naturalWidth > 0", 30)
             assert page.evaluate("document.querySelector('#restored').naturalWidth") == 80
             assert page.is_hidden("#error") and page.is_hidden("#video-result")
             links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")
@@ -173,7 +183,7 @@ def test_in_a_real_browser_a_photo_and_a_clip_restore(demo_url, tmp_path):
             page.set_input_files("#file", str(clip))
             page.click("#restore")
             page.wait_for_selector("#video-result:not([hidden])", timeout=300000)
-            page.wait_for_function("document.querySelector('#restored-video').readyState >= 1", timeout=30000)
+            _wait_until(page, "document.querySelector('#restored-video').readyState >= 1", 30)
             assert page.evaluate("document.querySelector('#restored-video').duration") > 0.1
             assert page.is_hidden("#image-result")
             links = page.eval_on_selector_all("#downloads a", "as => as.map(a => a.textContent)")

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             page = browser.new_page(viewport={"width": 1180, "height": 900})
             page.goto(url)
-            page.wait_for_function("document.querySelector('#task').options.length > 0", timeout=60000)
+            # (no wait_for_function: its eval is refused by the demo's Content-Security-Policy)
+            page.wait_for_selector("#task option", state="attached", timeout=60000)
             for name, upload, ready in (
                 ("photo", "dark butterfly.png", "#image-result:not([hidden])"),
                 ("clip", "dark pan.mp4", "#video-result:not([hidden])"),
