@@ -370,6 +370,13 @@ class ProgressionDataModule(StreamingTrainData, L.LightningDataModule):
         self._photo_prompts = {"train": train_prompts, "val": val_prompts}
         return train_images, val_images, val_dir
 
+    def photo_prompts(self) -> dict[str, dict[str, str]]:
+        """{"train": {photo: prompt}, "val": {photo: prompt}}: the prompt each photograph of
+        ``data=synthetic`` trains or validates with (reads the photographs once)."""
+        if not hasattr(self, "_photo_prompts"):
+            self.photographs()
+        return self._photo_prompts
+
     def _setup_synthetic(self) -> None:
         train_images, val_images, val_dir = self.photographs()
         train_prompts, val_prompts = self._photo_prompts["train"], self._photo_prompts["val"]
