@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CPU wheel of torch available on this kind of machine; keep it (a newer torch pulls CUDA wheels).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-scale bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video bench-codec vbridge-tiny sync-wandb clean demo browser demo-screenshot
+.PHONY: help install train test test-fast lint bench bench-data bench-train bench-gpu bench-gpu-sharded bench-scale bench-errors dataset pretrain-tiny pretrain-tiny-wan bench-train-wan bench-vbridge bench-video bench-paper bench-codec vbridge-tiny sync-wandb clean demo browser demo-screenshot
 
 help:
 	@echo "make install     create $(VENV) with torch ($(TORCH_SPEC)) and the project (editable)"
@@ -110,6 +110,9 @@ vbridge-tiny: $(STAMP)   # the preset alone (resumable: finished runs under outp
 
 bench-vbridge: $(STAMP)
 	$(PY) -m src.benchmarks.vbridge
+
+bench-paper: $(STAMP)     # resumable: jobs with a record under experiments/benchmarks/paper_runs are skipped
+	$(PY) -m src.benchmarks.paper
 
 bench-video: $(STAMP)     # resumable: finished runs, evals and restores under outputs/bench_video are reused
 	$(PY) -m src.benchmarks.video

@@ -17,6 +17,12 @@ baseline, stage 1 last frame, stage 1 + drift; PSNR and SSIM). With
 W&B is never touched. Errors (a missing path, no metrics found, a malformed file) are one line on
 stderr and exit code 2.
 
+With ``--sweep FACTOR`` (e.g. ``--sweep prompt``) the paths are sweep directories whose jobs
+were evaluated by ``src.eval`` (or ``make bench-paper``'s committed job records): writes
+``sweep_stats.md``, ``sweep_stats.json`` and ``sweep_figure.png`` (per-frame means with bootstrap
+intervals over images x seeds, paired tests between the levels of FACTOR; see
+``src/analysis/sweep.py``), the same table and figure as ``make bench-paper``, offline.
+
 Conventions: frames are numbered 1..T (frame 1 is the degraded condition, frame T the last
 generated frame); PSNR in dB, SSIM and LPIPS unitless, all against the clean target, averaged
 over the run's ``n_images`` validation images; a run's "mean f2-fT" leaves out frame 1.
@@ -758,13 +764,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="a label per run, in the order the runs are found (repeat the option); default: overrides",
     )
+    parser.add_argument(
+        "--sweep",
+        metavar="FACTOR",
+        default=None,
+        help="statistics of a sweep instead: per-frame means with bootstrap intervals over images x seeds and "
+        "paired tests between the levels of FACTOR (e.g. prompt, lora.rank) from the jobs' src.eval results "
+        "(the table, JSON and figure of make bench-paper)",
+    )
+    parser.add_argument(
+        "--reference", default=None, help="with --sweep: the level compared against (default: the first)"
+    )
+    parser.add_argument(
+        "--panels", default="task", help="with --sweep: one row of panels per value of this override"
+    )
     parser.add_argument("--wandb", action="store_true", help="also log to W&B (implied by WANDB_MODE=online)")
     parser.add_argument("--wandb-project", default="progrestore", help="W&B project (default: progrestore)")
     return parser.parse_args(argv)
 
 
+def sweep_report(args: argparse.Namespace) -> Path:
+    """``--sweep FACTOR``: the sweep statistics of ``src.analysis.sweep`` for each path."""
+    from src.analysis.sweep import (
+        SweepError,
+        collect_records,
+        parse_value,
+        plot_figure,
+        render_markdown,
+        summarize,
+    )
+
+    try:
+        records = [r for path in args.paths for r in collect_records(path)]
+        reference = None if args.reference is None else parse_value(args.reference)
+        summary = summarize(records, args.sweep, reference)
+    except SweepError as err:
+        raise ReportError(str(err)) from err
+    out_dir = args.out or default_out_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = args.title or f"{len(records)} job(s): {args.sweep}"
+    (out_dir / "sweep_stats.json").write_text(json.dumps(summary, indent=1))
+    (out_dir / "sweep_stats.md").write_text(render_markdown(summary, title))
+    plot_figure(summary, out_dir / "sweep_figure.png", args.panels, title)
+    print(f"{len(records)} job(s) -> {out_dir / 'sweep_stats.md'}")
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.sweep:
+        try:
+            sweep_report(args)
+        except Exception as err:  # the one user-error policy (src/utils/cli.py)
+            if report_user_error(err) is None:
+                raise
+            return 2
+        return 0
     try:
         runs = collect_runs(args.paths)
         if args.label:
