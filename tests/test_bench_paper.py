@@ -42,6 +42,7 @@ def test_recorded_jobs_are_skipped_and_rank16_is_shared(tmp_path, monkeypatch):
         "frames": [1],
         "images": {"a": {"generated": {"psnr": [1.0]}}},
         "train_minutes": 3.0,
+        "base_sha256": paper.base_fingerprint(),
     }
     path = paper.record_path("paper_miniature", base)
     path.parent.mkdir(parents=True)
@@ -53,3 +54,7 @@ def test_recorded_jobs_are_skipped_and_rank16_is_shared(tmp_path, monkeypatch):
     assert json.loads(paper.record_path("rank_sweep", rank16).read_text())["shared_with"].endswith(path.name)
     with pytest.raises(AssertionError, match="trained again"):
         paper.run_job("rank_sweep", {**base, "lora.rank": 4}, None)
+    # a record made on another tiny base is stale: the job runs again
+    path.write_text(json.dumps({**recorded, "base_sha256": "0" * 64}))
+    with pytest.raises(AssertionError, match="trained again"):
+        paper.run_job("paper_miniature", base, None)

@@ -16,8 +16,9 @@ job in ``outputs/bench_paper/<sweep>/<job>/job``; the preset names the W&B group
 (the seed draws the evaluation's degradations and sampling noise too). The job's record (per
 image and frame PSNR / SSIM / LPIPS, the degraded input, the classical baseline, minutes) is
 written to ``experiments/benchmarks/paper_runs/<sweep>/<job>.record.json`` and committed: a
-rerun, in this session or on a fresh clone, skips every job that has a record, so the bench
-continues where it stopped. Seeds can run side by side in separate processes
+rerun, in this session or on a fresh clone, skips every job that has a record made on the
+current tiny base (its sha256 is in the record), so the bench continues where it stopped, and a
+new base reruns everything. Seeds can run side by side in separate processes
 (``--seeds 0`` and ``--seeds 1 2`` with ``--threads 1`` on 2 cores).
 
 Then :mod:`src.analysis.sweep` summarises each sweep (per-frame means with 95 % bootstrap
@@ -117,11 +118,34 @@ def run(command: list[str], threads: int | None) -> float:
     return (time.time() - started) / 60
 
 
-def run_job(sweep: str, overrides: dict, threads: int | None) -> dict:
-    """Train + evaluate one job and write its record (unless a record exists)."""
+BASE_WEIGHTS = PROJECT_ROOT / "src" / "models" / "pretrained" / "tiny_cogvideox_i2v.safetensors"  # model=tiny
+
+
+def base_fingerprint() -> str:
+    """sha256 of the tiny base the jobs train on: a record made on another base is stale."""
+    import hashlib
+
+    return hashlib.sha256(BASE_WEIGHTS.read_bytes()).hexdigest()
+
+
+def recorded(sweep: str, overrides: dict) -> dict | None:
+    """The job's record if it was made on the current base, else None."""
     path = record_path(sweep, overrides)
-    if path.is_file():
-        return json.loads(path.read_text())
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("base_sha256") != base_fingerprint():
+        print(f"[{sweep}] {path.name}: made on another tiny base, running it again", file=sys.stderr)
+        return None
+    return record
+
+
+def run_job(sweep: str, overrides: dict, threads: int | None) -> dict:
+    """Train + evaluate one job and write its record (unless a record of the current base exists)."""
+    path = record_path(sweep, overrides)
+    record = recorded(sweep, overrides)
+    if record is not None:
+        return record
     shared = shared_job(sweep, overrides)
     if shared is not None:
         record = run_job(*shared, threads)
@@ -169,6 +193,7 @@ def run_job(sweep: str, overrides: dict, threads: int | None) -> dict:
             "eval_minutes": round(eval_minutes, 2),
             "global_step": summary.get("global_step"),
             "omp_num_threads": str(threads) if threads else os.environ.get("OMP_NUM_THREADS"),
+            "base_sha256": base_fingerprint(),
         },
     )
     record["overrides"] = overrides  # the job's identity as the bench names it
@@ -183,7 +208,10 @@ def write_summary(sweep: str) -> dict | None:
     folder = RECORDS / sweep
     if not folder.is_dir():
         return None
-    records = collect_records(folder)
+    base = base_fingerprint()
+    records = [r for r in collect_records(folder) if r.get("base_sha256") == base]  # the current base's
+    if not records:
+        return None
     summary = summarize(records, spec["compare"], spec["reference"])
     minutes = [r["train_minutes"] + r.get("eval_minutes", 0) for r in records if "shared_with" not in r]
     summary.update(
@@ -301,8 +329,10 @@ def prompt_probe(seed: int = 0, steps: int = 25) -> dict:
 def write_probe() -> dict:
     path = OUT / "prompt_probe.json"
     if path.is_file():
-        return json.loads(path.read_text())
-    probe = {"machine": machine_info(), **prompt_probe()}
+        probe = json.loads(path.read_text())
+        if probe.get("base_sha256") == base_fingerprint():
+            return probe
+    probe = {"machine": machine_info(), "base_sha256": base_fingerprint(), **prompt_probe()}
     path.write_text(json.dumps(probe, indent=1))
     return probe
 
@@ -349,7 +379,7 @@ def main(argv=None) -> None:
         for overrides in jobs(sweep, tuple(args.seeds)):
             if args.summarize_only:
                 break
-            fresh = not record_path(sweep, overrides).is_file()
+            fresh = recorded(sweep, overrides) is None
             if fresh and args.max_jobs is not None and trained >= args.max_jobs:
                 break
             run_job(sweep, overrides, args.threads)
