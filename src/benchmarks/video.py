@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.pop("data", None)
     (OUT / "video.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (OUT / "video.md").write_text(render(record))
-    from src.report import plot_video_frames, plot_video_settings
+    from src.video.figures import plot_video_frames, plot_video_settings
 
     plot_video_settings(list(tasks.values()), OUT / "video_settings.png")
     shown = {}

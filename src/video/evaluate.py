@@ -440,7 +440,7 @@ def write_video_outputs(run_dir: Path, metrics: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "video_metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_text_atomic(run_dir / "video_table.md", render_video_table(metrics))
-    from src.report import plot_video_settings
+    from src.video.figures import plot_video_settings
 
     plot_video_settings([metrics], run_dir / "video_settings.png")
 
