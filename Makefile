@@ -29,15 +29,15 @@ help:
 	@echo "make bench-video        video restoration: consistency settings x 3 tasks, a 10 s clip, 29.97 fps + audio -> experiments/benchmarks/video.*"
 	@echo "make bench-vbridge      vbridge-tiny + curriculum and 5-vs-9-frame ablations -> experiments/benchmarks/vbridge_tiny.*"
 	@echo "make lint        ruff"
-	@echo "make demo CKPT=<run>  browser demo on http://127.0.0.1:8765/ (upload a photo or clip, restore it)"
-	@echo "make demo-screenshot  the README's demo pictures (headless Chromium) -> experiments/reports/demo/"
+	@echo "make demo CKPT=<run>  browser demo (Gradio) on http://127.0.0.1:8765/: upload a photo or clip, restore it"
+	@echo "make demo-screenshot  the demo's pictures for docs/demo.md (headless Chromium) -> experiments/reports/demo/"
 	@echo "make browser     install Debian's Chromium (/usr/bin/chromium) for the browser tests, if missing"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,demo]"
 	@# lpips is only a source of weight files: it imports torchvision, which cannot load here.
 	$(PY) -m pip install --quiet --no-deps "lpips==0.1.4"
 	touch $(STAMP)

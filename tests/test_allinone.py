@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from src.baselines import restore_category_baseline
 from src.data.allinone import (
     DEFAULT_CATEGORIES,
     PRIMITIVES,
@@ -19,6 +18,7 @@ from src.data.allinone import (
     sample_category_params,
 )
 from src.data.degradations import DegradationPreset
+from src.evaluation.baselines import restore_category_baseline
 from src.metrics.image import psnr
 from src.utils.cli import ConfigError
 

@@ -9,11 +9,11 @@ import copy
 import pytest
 import torch
 
-from src.model_report import estimate_memory
 from src.models import recipe
 from src.models.cogvideox import PUBLISHED_ARCHITECTURES, ModelWeightsMissing, build_meta_models
 from src.models.lora import add_lora
 from src.models.tiny import TINY_ARCHITECTURE, TINY_LEARNED_VAE_ARCHITECTURE, build_tiny_components
+from src.training.memory_plan import estimate_memory
 from src.utils.cli import ConfigError
 from tests.conftest import backbone, transformer_inputs
 
@@ -281,10 +281,10 @@ def test_encoder_cache_precomputes_reuses_and_detects_stale_entries(tmp_path):
     foreign or torn entry is reported stale and never used."""
     import lightning as L
 
-    from src.callbacks import PrecomputeEncoderCache
     from src.data.builder import BuildSpec, build_dataset
     from src.data.latent_cache import LatentCache
-    from src.train import build_datamodule, build_module
+    from src.training.builders import build_datamodule, build_module
+    from src.training.callbacks import PrecomputeEncoderCache
     from tests.conftest import TASK_CFGS
     from tests.test_train import FAST, compose_train
 

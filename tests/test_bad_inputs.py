@@ -91,7 +91,9 @@ def _record(module: str, args: tuple, result: Result) -> None:
     log_path = os.environ.get("PROGRESTORE_BAD_INPUT_LOG")
     if not log_path:
         return
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")  # "tests/test_x.py::test_name (call)"
     record = {
+        "test": current.split(" ")[0],
         "cli": module,
         "args": [a.replace(SECRET, "sk-<redacted>") for a in args],
         "exit": result.code,
@@ -636,6 +638,31 @@ def test_restore_video_bad_inputs(work, trained):
     assert vio.probe_video(run / "one" / "restored.mp4").frames == 1
 
 
+def test_restore_video_options_are_checked_with_a_photo_input(work, trained, images):
+    """Issue 30: every option is checked once, whatever input it will meet. A video setting out of
+    its range given with a photo used to be ignored and the photo restored; now it is the same one
+    line as with a clip, before the model loads, and nothing is written."""
+    good = images["ok0"]
+    cases = [
+        (["noise=warped"], "noise must be one of"),
+        (["early_stop=2"], "early_stop"),
+        (["output_frame=0"], "output_frame is 1-based"),
+        (["crf=99"], "crf"),
+        (["blend=1.5"], "blend must be in [0, 1)"),
+        (["flow=optical"], "flow must be one of"),
+        (["color=sepia"], "color must be one of"),
+        (["color_reference=mirror"], "color_reference must be one of"),
+        (["batch=0"], "batch"),
+        (["max_frame_pixels=0"], "max_frame_pixels"),
+        (["video=maybe"], "video must be auto, true or false"),
+    ]
+    for args, culprit in cases:
+        run = work / "runs" / f"restore_photo_{slug(tuple(args))}"
+        result = cli("src.restore", f"input={good}", f"ckpt={trained}", *args, f"hydra.run.dir={run}")
+        assert_user_error(result, culprit)
+        assert not list(run.glob("*/restored.png")) and not (run / "restore_summary.json").exists()
+
+
 def test_restore_path_with_spaces_and_a_folder_with_a_corrupt_image(work, trained, images):
     folder = work / "my photos"
     save_png(folder / "cat one.png", photo(3))
@@ -655,7 +682,7 @@ def test_restore_path_with_spaces_and_a_folder_with_a_corrupt_image(work, traine
 
 
 def test_concurrent_restores_into_one_out_dir_keep_each_others_results(work):
-    from src.restore import merge_summary
+    from src.restoration.outputs import merge_summary
 
     out_dir = work / "shared_out"
     out_dir.mkdir()

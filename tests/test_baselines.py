@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.baselines import (
+from src.data.degradations import DegradationPreset, make_clip, psnr_uint8
+from src.evaluation.baselines import (
     BASELINE_NAMES,
     bicubic_upsample,
     estimate_noise_sigma,
@@ -14,7 +15,6 @@ from src.baselines import (
     luma,
     restore_baseline,
 )
-from src.data.degradations import DegradationPreset, make_clip, psnr_uint8
 
 
 def frame1(image: np.ndarray, task: str, seed: int = 0, preset: DegradationPreset | None = None):

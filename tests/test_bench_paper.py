@@ -7,7 +7,7 @@ import math
 import pytest
 from hydra import compose, initialize_config_dir
 
-from src.benchmarks import paper
+from src.benchmarks import paper_jobs as paper
 
 from .conftest import CONFIG_DIR
 
@@ -35,7 +35,7 @@ def test_recorded_jobs_are_skipped_and_rank16_is_shared(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a recorded job was trained again")
 
-    monkeypatch.setattr(paper, "run", no_training)
+    monkeypatch.setattr(paper, "run_cli", no_training)
     base = {"task": "lowlight", "prompt": "adaptive", "seed": 1}
     recorded = {
         "overrides": base,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.data.builder import RECORDS_DIR, BuildError, BuildSpec, build_dataset, clip_seed
+from src.data.build_jobs import RECORDS_DIR, BuildError, BuildSpec, clip_seed
+from src.data.builder import build_dataset
 from src.data.clip_io import read_clip
 from src.data.degradations import DegradationPreset, render_clip
 from src.data.images import BUNDLED_PHOTOS

@@ -13,7 +13,7 @@ CAPTIONS = CONFIG_DIR / "captions" / "photos.json"
 
 
 def _datamodule(task: str, mode: str, shared_dir):
-    from src.train import build_datamodule
+    from src.training.builders import build_datamodule
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(

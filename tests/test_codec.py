@@ -106,7 +106,7 @@ def test_refit_with_the_same_seed_gives_the_same_basis(family):
 
 def test_both_pipelines_run_with_the_codec_unchanged():
     """The stock CogVideoXImageToVideoPipeline and WanImageToVideoPipeline sample through it."""
-    from src.models.wan import build_tiny_wan_components, wan_pipeline
+    from src.models.wan_architecture import build_tiny_wan_components, wan_pipeline
 
     torch.manual_seed(0)
     image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
@@ -169,7 +169,7 @@ def test_shipped_codec_reconstructs_held_out_set5_progressions(family, set5_imag
     weights = DEFAULT_WEIGHTS if family == "tiny" else DEFAULT_WEIGHTS.parent / "tiny_wan_ti2v.safetensors"
     build = None
     if family == "tiny_wan":
-        from src.models.wan import build_tiny_wan_components as build
+        from src.models.wan_architecture import build_tiny_wan_components as build
     components, _ = load_tiny(weights, build=build)
     codec = components.vae
     assert isinstance(codec, LinearVideoCodec)

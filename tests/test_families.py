@@ -11,7 +11,8 @@ import json
 import pytest
 import torch
 
-from src.models.family import MODEL_KEYS, ModelWeightsMissing, build_backbone, validate_model_config
+from src.models.family import ModelWeightsMissing, build_backbone
+from src.models.model_config import MODEL_KEYS, validate_model_config
 from src.utils.cli import ConfigError
 from tests.conftest import backbone, group_options, model_config, transformer_inputs
 
@@ -73,7 +74,7 @@ def test_schema_refuses_missing_unknown_and_mistyped_keys():
 
 
 def test_untrained_tiny_wan_is_a_seeded_random_initialisation():
-    from src.models.wan import TINY_WAN_ARCHITECTURE
+    from src.models.wan_architecture import TINY_WAN_ARCHITECTURE
 
     family = backbone("tiny_wan", "model.weights=untrained")
     assert family.architecture() is TINY_WAN_ARCHITECTURE
@@ -135,7 +136,7 @@ def test_model_report_prints_the_wan_figures(tmp_path):
     """python -m src.model_report model=wan2.2_ti2v_5b lora.rank=64, on the meta device."""
     from hydra import compose, initialize_config_dir
 
-    from src.model_report import format_report, model_report
+    from src.training.memory_plan import format_report, model_report
     from src.utils.config import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -67,7 +67,7 @@ def test_one_image_and_no_labels():
 
 
 def test_trajectory_strip_differs_from_the_plain_panels_only_in_the_label_boxes():
-    from src.callbacks import trajectory_strip
+    from src.training.callbacks import trajectory_strip
 
     generator = torch.Generator().manual_seed(0)
     degraded = torch.rand(3, 3, 64, 80, generator=generator) * 0.5 + 0.25
@@ -83,7 +83,7 @@ def test_trajectory_strip_differs_from_the_plain_panels_only_in_the_label_boxes(
 
 
 def test_strip_image_labels_each_frame_of_the_trajectory():
-    from src.restore import strip_image
+    from src.restoration.outputs import strip_image
 
     frames = random_frames(9, 64, 48)
     strip = strip_image(frames)

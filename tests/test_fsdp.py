@@ -93,7 +93,7 @@ def test_full_finetuning_under_fsdp_exports_the_whole_transformer(tmp_path):
 def test_deepspeed_config_excludes_the_frozen_base_and_needs_a_gpu():
     """Lightning's DeepSpeed saves through the engine, past the module's adapter-only filter:
     the config must exclude the frozen parameters itself. No GPU here: refused in one message."""
-    from src.train import validate_config
+    from src.training.validate import validate_config
     from src.utils.cli import UserError
     from src.utils.distributed import sharding
 

@@ -77,7 +77,7 @@ def test_lora_none_composes_validates_and_names_the_run():
 
 @pytest.fixture(scope="module")
 def tiny_full_module():
-    from src.train import build_module
+    from src.training.builders import build_module
 
     return build_module(full_cfg("tiny", Path("/tmp/unused")))
 
@@ -98,7 +98,7 @@ def test_every_transformer_parameter_trains_in_fp32_and_the_encoders_stay_frozen
 
 
 def test_model_report_counts_the_whole_transformer_as_trainable():
-    from src.model_report import format_report, model_report
+    from src.training.memory_plan import format_report, model_report
 
     report = model_report(compose_train("lora=none"))
     assert report["lora"]["full"] and report["lora"]["supported"]
@@ -114,7 +114,7 @@ def test_model_report_counts_the_whole_transformer_as_trainable():
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory) -> Path:
     """4 lora=none steps on the tiny CogVideoX, checkpoints every 2 (in this process, ~10 s)."""
-    from src.train import train
+    from src.training.run import train
 
     run = tmp_path_factory.mktemp("full") / "straight"
     train(full_cfg("tiny", run, "lr_scheduler.total_steps=4"), run)
@@ -163,8 +163,9 @@ def test_full_run_checkpoints_the_transformer_and_exports_it(straight_run, tiny_
 
 
 def test_resume_from_a_full_checkpoint_matches_the_uninterrupted_run(straight_run, tmp_path):
-    from src.models.restorer import CheckpointError
-    from src.train import train, validate_config
+    from src.models.checkpoint_error import CheckpointError
+    from src.training.run import train
+    from src.training.validate import validate_config
 
     checkpoint = straight_run / "checkpoints" / "step000002.ckpt"
     resumed = tmp_path / "resumed"
@@ -189,7 +190,7 @@ def trained_module(request, tmp_path_factory):
     """(module, run dir): 2 lora=none steps trained here, exported and checkpointed as train() does."""
     import lightning as L
 
-    from src.train import build_datamodule, build_module
+    from src.training.builders import build_datamodule, build_module
 
     run = tmp_path_factory.mktemp(f"full_{request.param}")
     cfg = full_cfg(request.param, run)
@@ -213,7 +214,8 @@ def trained_module(request, tmp_path_factory):
 
 
 def test_restorer_of_a_full_run_generates_with_the_fine_tuned_weights(trained_module):
-    from src.models.restorer import load_restorer, resolve_checkpoint
+    from src.models.checkpoints import resolve_checkpoint
+    from src.models.restorer import load_restorer
 
     module, run = trained_module
     name = module.backbone.name
@@ -238,7 +240,8 @@ def test_restorer_of_a_full_run_generates_with_the_fine_tuned_weights(trained_mo
 def test_a_damaged_transformer_export_fails_before_the_model_loads(trained_module, tmp_path):
     import shutil
 
-    from src.models.restorer import CheckpointError, resolve_checkpoint
+    from src.models.checkpoint_error import CheckpointError
+    from src.models.checkpoints import resolve_checkpoint
 
     module, run = trained_module
     broken = tmp_path / "transformer"
@@ -258,7 +261,7 @@ REFUSAL = "lora=none (full fine-tuning) of {} does not fit one GPU: shard it wit
 @pytest.mark.parametrize("model", BIG_MODELS)
 def test_full_finetuning_of_a_5b_model_is_refused_before_any_weight_is_looked_for(model):
     from src.models.family import ModelWeightsMissing
-    from src.train import validate_config
+    from src.training.validate import validate_config
 
     assert not backbone(model).supports_full_finetune and backbone("tiny").supports_full_finetune
     with pytest.raises(ConfigError) as refused:

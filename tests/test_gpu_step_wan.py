@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from src.models.wan import PUBLISHED_ARCHITECTURES, TINY_WAN_ARCHITECTURE, check_geometry
+from src.models.wan_architecture import PUBLISHED_ARCHITECTURES, TINY_WAN_ARCHITECTURE, check_geometry
 
 RANK = 64
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -83,7 +83,7 @@ def test_geometries_per_model_and_default_models():
 def test_full_size_wan_transformer_builds_with_lora_on_meta():
     """The published 5B transformer as the benchmark builds it (bf16 with the fp32-kept modules),
     without memory: the LoRA count it would report on the GPU."""
-    from src.benchmarks.gpu_step import build_wan_transformer
+    from src.benchmarks.lora_steps import build_wan_transformer
     from src.models.lora import add_lora
 
     transformer, _ = build_wan_transformer("wan2.2_ti2v_5b", "meta", torch.bfloat16)

@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data.paired import Curriculum, PairedDataModule, crop_pair, read_pair, scan_pairs, split_pairs
+from src.data.curriculum import Curriculum, crop_pair
+from src.data.paired import PairedDataModule
+from src.data.pairs import read_pair, scan_pairs, split_pairs
 from src.utils.cli import ConfigError, InputError
 
 from .conftest import run_module
@@ -244,7 +246,7 @@ def test_drift_chain_trains_on_stage1_outputs_and_chains_in_restore_and_eval(pai
     lq_files = sorted(pairs.rglob("LQ/*.png"))
     assert len(lq_files) == 6 and len(sorted(pairs.rglob("GT/*.png"))) == 6
     # cached: a second call generates nothing (the files stay as they are)
-    from src.drift import build_correction_pairs
+    from src.training.drift import build_correction_pairs
 
     stamps = [f.stat().st_mtime_ns for f in lq_files]
     build_correction_pairs(stage1, seed=0)
@@ -296,7 +298,7 @@ def test_per_category_records_average_each_category_alone():
     images of each category only (hand-computed)."""
     from types import SimpleNamespace
 
-    from src.eval import aggregate
+    from src.evaluation.aggregate import aggregate
     from src.metrics.frame_metrics import summarize_categories
 
     def scores(*psnrs):

@@ -196,7 +196,7 @@ def test_pretraining_prompt_embeddings_are_the_pipelines():
 
     from src.models import recipe
     from src.models.tiny import build_tiny_components
-    from src.pretrain_tiny import t5_embeddings, tokenize
+    from src.pretrain.families import t5_embeddings, tokenize
 
     components = build_tiny_components()
     prompts = ["The scene gradually brightens.", "", "Nothing moves. " * 20]  # the last one is truncated
@@ -239,7 +239,7 @@ def test_tiny_wan_pretraining_prompt_embeddings_are_the_pipelines():
     import torch
 
     from src.models import wan
-    from src.pretrain_tiny import tokenize, umt5_embeddings
+    from src.pretrain.families import tokenize, umt5_embeddings
 
     components = wan.build_tiny_wan_components()
     prompts = ["The scene gradually brightens.", "", "Nothing moves. " * 20]

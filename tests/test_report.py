@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from src.report import collect_runs, plot_curves
+from src.reporting.figures import plot_curves
+from src.reporting.runs import collect_runs
 from src.utils.config import PROJECT_ROOT
 from tests.conftest import run_module
 
@@ -203,7 +204,8 @@ def test_wandb_flag_logs_the_report_through_the_wandb_client(runs_tree, tmp_path
     (the same rows as report.md) and every figure the report wrote, then finish()."""
     import types
 
-    from src.report import main, summary_rows
+    from src.report import main
+    from src.reporting.tables import summary_rows
 
     calls: dict = {"log": []}
 
@@ -238,7 +240,7 @@ def test_wandb_flag_logs_the_report_through_the_wandb_client(runs_tree, tmp_path
 
 
 def test_labels_are_short_and_can_be_given(tmp_path):
-    from src.report import override_label
+    from src.reporting.runs import override_label
 
     label = override_label(
         [
@@ -443,7 +445,7 @@ def test_report_has_a_table_and_a_chart_per_run_with_categories(tmp_path):
 
 
 def test_category_chart_names_are_safe_and_unique(tmp_path):
-    from src.report import category_figure_names, plot_categories
+    from src.reporting.figures import category_figure_names, plot_categories
 
     runs = [
         {"label": "a/b c", "categories": categories()},
@@ -469,7 +471,8 @@ def test_malformed_categories_are_a_one_line_report_error(tmp_path):
 def test_wandb_logs_the_per_category_table(tmp_path, monkeypatch, capsys):
     import types
 
-    from src.report import category_rows, main
+    from src.report import main
+    from src.reporting.tables import category_rows
 
     logged: list[dict] = []
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.models.restorer import CheckpointError, feather_window, load_restorer, tile_starts
+from src.models.checkpoint_error import CheckpointError
+from src.models.restorer import feather_window, load_restorer, tile_starts
 
 from .conftest import run_module
 

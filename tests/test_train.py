@@ -112,7 +112,7 @@ def test_wandb_is_offline_unless_asked(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_module():
-    from src.train import build_module
+    from src.training.builders import build_module
 
     cfg = compose_train(FAST + ["paths.run_dir=/tmp"])
     return build_module(cfg), cfg
@@ -121,7 +121,7 @@ def tiny_module():
 def test_only_lora_parameters_train_and_stay_fp32(tiny_module, tmp_path):
     import lightning as L
 
-    from src.train import build_datamodule
+    from src.training.builders import build_datamodule
 
     module, cfg = tiny_module
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}

@@ -1,6 +1,7 @@
-"""Wan2.2-TI2V-5B recipe (src/models/wan.py): published sizes on the meta device, geometry checks,
-and bit-level parity of the training-side conditioning with diffusers' WanImageToVideoPipeline
-(expand_timesteps=True) on the tiny random Wan2.2."""
+"""Wan2.2-TI2V-5B recipe (src/models/wan_recipe.py and wan_architecture.py, as src.models.wan
+exports them): published sizes on the meta device, geometry checks, and bit-level parity of the
+training-side conditioning with diffusers' WanImageToVideoPipeline (expand_timesteps=True) on the
+tiny random Wan2.2."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""make demo-screenshot: the README's pictures of the browser demo, taken in headless Chromium.
+"""make demo-screenshot: the docs' pictures of the browser demo (docs/demo.md), taken in headless Chromium.
 
     python -m src.benchmarks.demo_screenshot [--ckpt outputs/bench_video/train_lowlight]
 
 Starts ``python -m src.demo`` on a free port with the checkpoint (default: the lowlight run of
 ``make bench-video``), uploads a darkened held-out photograph (Set5 butterfly at a quarter of its
-brightness) and a short clip made from it, and saves the page after each restore to
-experiments/reports/demo/{photo,clip}.png.
+brightness) and a short clip made from it in the Gradio page, and saves the page after each
+restore to experiments/reports/demo/{photo,clip}.png.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def start_demo(ckpt: str, run_dir) -> tuple[subprocess.Popen, str]:
 def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
-    from src.demo import CHROMIUM, CHROMIUM_FLAGS
     from src.video import io as vio
+    from src.webdemo.browser import CHROMIUM, CHROMIUM_FLAGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default="outputs/bench_video/train_lowlight")
@@ -64,18 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS), headless=True
             )
-            page = browser.new_page(viewport={"width": 1180, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url)
-            # (no wait_for_function: its eval is refused by the demo's Content-Security-Policy)
-            page.wait_for_selector("#task option", state="attached", timeout=60000)
+            page.wait_for_selector("#restore", timeout=60000)
             for name, upload, ready in (
-                ("photo", "dark butterfly.png", "#image-result:not([hidden])"),
-                ("clip", "dark pan.mp4", "#video-result:not([hidden])"),
+                ("photo", "dark butterfly.png", "#image-result #restored img"),
+                ("clip", "dark pan.mp4", "#video-result #restored-video video"),
             ):
-                page.set_input_files("#file", str(work / upload))
+                clear = page.locator("#upload button[aria-label='Clear']")
+                if clear.count():  # the previous upload
+                    clear.first.click()
+                page.set_input_files("#upload input[type=file]", str(work / upload))
+                page.locator("#upload", has_text=upload).wait_for(timeout=60000)
                 page.click("#restore")
                 page.wait_for_selector(ready, timeout=600000)
-                page.wait_for_timeout(2500)  # the videos start playing
+                page.wait_for_timeout(3000)  # the images load, the videos start playing
                 page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
                 print(f"wrote {OUT / f'{name}.png'}")
             browser.close()

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from src.benchmarks.data_builder import machine_info
+from src.benchmarks.common import machine_info
 from src.utils.config import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "experiments" / "benchmarks" / "scale_out"
@@ -75,7 +75,7 @@ def largest_difference(a: Path, b: Path) -> float:
 def plan(overrides: list[str], model: str) -> dict:
     from hydra import compose, initialize_config_dir
 
-    from src.model_report import model_report
+    from src.training.memory_plan import model_report
     from src.utils.config import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

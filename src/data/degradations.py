@@ -9,375 +9,83 @@ the degradation strength falls linearly in between. Each task has two pure funct
 
 Layouts: ``image`` is (H, W, C=3) uint8 RGB; ``frames`` is (F, H, W, C=3) uint8 RGB.
 The V-Bridge construction (arXiv 2603.13089, section 3.2) lives in :func:`render_interpolate`.
+
+This module is the entry point of clips (sampling, rendering, :func:`make_clip`); the presets live
+in :mod:`src.data.degradation_presets` and each task's pair of functions in
+:mod:`src.data.schedules`, both importable from here too.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image
-from scipy.special import ndtri
 
+from src.data.degradation_presets import (
+    REFERENCE_HEIGHT,
+    REFERENCE_WIDTH,
+    TASKS,
+    DeblurRanges,
+    DegradationPreset,
+    LowlightRanges,
+    SrRanges,
+    linear_strengths,
+    size_factor,
+)
+from src.data.schedules import (
+    NOISE_MARGIN,
+    gaussian_noise,
+    jpeg_quality_for_scale,
+    linear_to_srgb,
+    lowlight_noise_windows,
+    motion_kernel,
+    render_deblur,
+    render_lowlight,
+    render_lowlight_frame,
+    render_sr,
+    sample_deblur_params,
+    sample_lowlight_params,
+    sample_sr_params,
+    srgb_to_linear,
+)
 from src.utils.cli import ConfigError, InputError
 
-TASKS = ("sr", "deblur", "lowlight")
-
-# The paper's clips are 1360x768; kernel lengths and blur radii are specified at that size and
-# scaled by sqrt(area ratio) so a clip rendered smaller (or larger) looks the same.
-REFERENCE_WIDTH, REFERENCE_HEIGHT = 1360, 768
-
-
-# ----------------------------------------------------------------------------------------------
-# Presets: the sampling ranges of each task (conf/degradation/*.yaml builds these)
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SrRanges:
-    scale_min: tuple[float, float] = (0.05, 0.25)  # s_1 ~ U[a, b]; s_T = 1
-    # JPEG quality of the low-resolution frame: q(s) = round(q0 + (q1 - q0) * s) for s < 1,
-    # no JPEG at s = 1. With q0=30, q1=95: s=0.05 -> 33, s=0.25 -> 46, s=0.5 -> 62, s=0.9 -> 88.
-    jpeg_quality_at_zero: float = 30.0
-    jpeg_quality_at_one: float = 95.0
-    jpeg: bool = True
-
-
-@dataclass(frozen=True)
-class DeblurRanges:
-    kernel_max_px: tuple[float, float] = (40.0, 200.0)  # k_max ~ U[a, b] at 1360x768
-    angle_deg: tuple[float, float] = (0.0, 360.0)
-
-
-@dataclass(frozen=True)
-class LowlightRanges:
-    noise: tuple[float, float] = (0.02, 0.08)  # n ~ U[a, b]; sigma_t = n * s_t (in [0, 1] units)
-    exposure_stops: tuple[float, float] = (2.0, 4.0)  # linear-light gain 2**(-stops * s_t)
-    wb_drift: float = 0.15  # red and blue gains drawn in 1 +- wb_drift, scaled by s_t
-    blur_sigma_px: tuple[float, float] = (0.5, 1.5)  # Gaussian sigma at s=1, at 1360x768
-    signal_dependent: bool = False  # adds shot noise: var = sigma_t**2 + shot_factor*sigma_t*y
-    shot_factor: float = 0.5
-
-
-@dataclass(frozen=True)
-class DegradationPreset:
-    name: str = "paper"
-    mode: str = "schedule"  # "schedule" (the paper) or "interpolate" (V-Bridge)
-    sr: SrRanges = field(default_factory=SrRanges)
-    deblur: DeblurRanges = field(default_factory=DeblurRanges)
-    lowlight: LowlightRanges = field(default_factory=LowlightRanges)
-    lq_dir: str | None = None  # interpolate only: external LQ images paired by file stem
-
-    @classmethod
-    def from_dict(cls, cfg: dict) -> DegradationPreset:
-        """Build from a plain dict (an OmegaConf container), validating the ranges."""
-        cfg = dict(cfg)
-
-        def ranges(kind, key):
-            sub = dict(cfg.get(key) or {})
-            for name, value in list(sub.items()):
-                if isinstance(value, list | tuple):
-                    if len(value) != 2 or float(value[0]) > float(value[1]):
-                        raise ConfigError(f"degradation.{key}.{name} must be [low, high], got {value}")
-                    sub[name] = (float(value[0]), float(value[1]))
-            try:
-                return kind(**sub)
-            except TypeError as err:
-                raise ConfigError(f"degradation.{key}: {err}") from None
-
-        mode = cfg.get("mode", "schedule")
-        if mode not in ("schedule", "interpolate"):
-            raise ConfigError(f"degradation.mode must be 'schedule' or 'interpolate', got {mode!r}")
-        preset = cls(
-            name=str(cfg.get("name", "custom")),
-            mode=mode,
-            sr=ranges(SrRanges, "sr"),
-            deblur=ranges(DeblurRanges, "deblur"),
-            lowlight=ranges(LowlightRanges, "lowlight"),
-            lq_dir=cfg.get("lq_dir"),
-        )
-        lo, hi = preset.sr.scale_min
-        if not 0.0 < lo <= hi < 1.0:
-            raise ConfigError(f"degradation.sr.scale_min must lie in (0, 1), got {preset.sr.scale_min}")
-        if preset.deblur.kernel_max_px[0] < 0:
-            raise ConfigError("degradation.deblur.kernel_max_px must be >= 0")
-        return preset
-
-
-def linear_strengths(num_frames: int) -> np.ndarray:
-    """s_t = 1 - (t-1)/(T-1) for t = 1..T: 1 at the degraded first frame, 0 at the clean last."""
-    if num_frames < 2:
-        raise ConfigError(f"a progression clip needs at least 2 frames, got {num_frames}")
-    return 1.0 - np.arange(num_frames, dtype=np.float64) / (num_frames - 1)
-
-
-def size_factor(height: int, width: int) -> float:
-    """How much larger this frame is than the paper's 1360x768, as sqrt of the area ratio."""
-    return math.sqrt((height * width) / (REFERENCE_HEIGHT * REFERENCE_WIDTH))
-
-
-# ----------------------------------------------------------------------------------------------
-# sr: Resolution Progression
-# ----------------------------------------------------------------------------------------------
-def jpeg_quality_for_scale(scale: float, ranges: SrRanges) -> int | None:
-    """JPEG quality applied to the low-resolution frame at scale s (None = no JPEG)."""
-    if not ranges.jpeg or scale >= 1.0:
-        return None
-    q = ranges.jpeg_quality_at_zero + (ranges.jpeg_quality_at_one - ranges.jpeg_quality_at_zero) * scale
-    return int(np.clip(round(q), 1, 100))
-
-
-def sample_sr_params(
-    rng: np.random.Generator, ranges: SrRanges, num_frames: int, height: int, width: int
-) -> dict:
-    scale_min = float(rng.uniform(*ranges.scale_min))
-    # s_t rises linearly from s_1 to s_T = 1 (the same as 1 - strength * (1 - s_1)).
-    scales = [float(1.0 - st * (1.0 - scale_min)) for st in linear_strengths(num_frames)]
-    scales[-1] = 1.0
-    return {
-        "scale_min": scale_min,
-        "scales": scales,
-        "jpeg_quality": [jpeg_quality_for_scale(s, ranges) for s in scales],
-        "low_res_sizes": [_scaled_size(height, width, s) for s in scales],
-    }
-
-
-def _scaled_size(height: int, width: int, scale: float) -> list[int]:
-    return [max(1, round(height * scale)), max(1, round(width * scale))]
-
-
-def _jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
-
-
-def render_sr(image: np.ndarray, params: dict) -> np.ndarray:
-    """I_t = Resize(JPEG_q(Resize(I, s_t)), 1/s_t): bicubic down with antialiasing (PIL, like
-    MATLAB's imresize, so small scales do not alias), JPEG on the small frame, bicubic back up."""
-    height, width = image.shape[:2]
-    clean = Image.fromarray(image)
-    frames = []
-    for scale, quality, (low_h, low_w) in zip(
-        params["scales"], params["jpeg_quality"], params["low_res_sizes"], strict=True
-    ):
-        if scale >= 1.0:
-            frames.append(image.copy())
-            continue
-        small = clean.resize((low_w, low_h), Image.Resampling.BICUBIC)
-        if quality is not None:
-            small = _jpeg_roundtrip(small, quality)
-        # Upsampling needs no antialiasing; OpenCV's bicubic is ~10x faster than PIL's here.
-        frames.append(cv2.resize(np.asarray(small), (width, height), interpolation=cv2.INTER_CUBIC))
-    return np.stack(frames)
-
-
-# ----------------------------------------------------------------------------------------------
-# deblur: Blur-to-Sharp
-# ----------------------------------------------------------------------------------------------
-def sample_deblur_params(
-    rng: np.random.Generator, ranges: DeblurRanges, num_frames: int, height: int, width: int
-) -> dict:
-    angle = float(rng.uniform(*ranges.angle_deg)) % 360.0
-    kernel_max_reference = float(rng.uniform(*ranges.kernel_max_px))
-    kernel_max = kernel_max_reference * size_factor(height, width)
-    lengths = [float(kernel_max * st) for st in linear_strengths(num_frames)]  # k_t = k_max(1-(t-1)/8)
-    return {
-        "angle_deg": angle,
-        "kernel_max_px_at_1360x768": kernel_max_reference,
-        "kernel_max_px": kernel_max,
-        "kernel_lengths_px": lengths,
-    }
-
-
-def motion_kernel(length: float, angle_deg: float, oversample: int = 4) -> np.ndarray:
-    """Normalised, anti-aliased linear motion kernel (K, K) float64, K odd, centred.
-
-    The segment of length ``length`` through the kernel centre is sampled ``oversample`` times
-    per pixel and each sample is splatted bilinearly, so fractional lengths and any angle give a
-    smooth kernel; the kernel is point-symmetric, so blurring does not shift the image.
-    """
-    if length <= 1e-6:
-        return np.ones((1, 1))
-    radius = int(math.ceil(length / 2.0)) + 1
-    size = 2 * radius + 1
-    n_samples = max(2, int(math.ceil(length * oversample)) + 1)
-    offsets = np.linspace(-length / 2.0, length / 2.0, n_samples)
-    theta = math.radians(angle_deg)
-    xs = radius + offsets * math.cos(theta)
-    ys = radius - offsets * math.sin(theta)  # image rows grow downwards
-    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
-    fx, fy = xs - x0, ys - y0
-    kernel = np.zeros((size, size))
-    for dy, dx, weight in (
-        (0, 0, (1 - fx) * (1 - fy)),
-        (0, 1, fx * (1 - fy)),
-        (1, 0, (1 - fx) * fy),
-        (1, 1, fx * fy),
-    ):
-        np.add.at(kernel, (y0 + dy, x0 + dx), weight)
-    return kernel / kernel.sum()
-
-
-def _wrapped_kernel(kernel: np.ndarray, fft_h: int, fft_w: int) -> np.ndarray:
-    """(fft_h, fft_w) float32 with the kernel centre at (0, 0), wrapped around the edges, so a
-    circular convolution with it does not shift the image."""
-    radius = kernel.shape[0] // 2
-    offsets = np.arange(-radius, radius + 1)
-    full = np.zeros((fft_h, fft_w), np.float32)
-    full[np.ix_(offsets % fft_h, offsets % fft_w)] = kernel
-    return full
-
-
-def render_deblur(image: np.ndarray, params: dict) -> np.ndarray:
-    """I_t = MotionBlur(I, k_t, angle), by FFT convolution on a reflect-padded frame.
-
-    A 200-px kernel by direct convolution costs ~40k multiply-adds per pixel; instead each colour
-    plane of the padded image is transformed once per clip (OpenCV's packed real DFT, ~2x faster
-    than scipy's here) and each frame costs one kernel DFT and one inverse DFT per plane.
-    Reflect padding (not zeros) keeps the borders from darkening.
-    """
-    lengths = params["kernel_lengths_px"]
-    height, width = image.shape[:2]
-    # Pad each axis by the streak's extent along it (+1 for the bilinear footprint): a near-
-    # horizontal streak needs almost no rows of padding, which shrinks every transform.
-    theta = math.radians(params["angle_deg"])
-    half = max(lengths) / 2.0
-    pad_y = int(math.ceil(half * abs(math.sin(theta)))) + 1
-    pad_x = int(math.ceil(half * abs(math.cos(theta)))) + 1
-    fft_h = cv2.getOptimalDFTSize(height + 2 * pad_y)
-    fft_w = cv2.getOptimalDFTSize(width + 2 * pad_x)
-    padded = cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REFLECT_101)
-    plane_spectra = []
-    for channel in range(3):
-        plane = np.zeros((fft_h, fft_w), np.float32)
-        plane[: padded.shape[0], : padded.shape[1]] = padded[..., channel]
-        plane_spectra.append(cv2.dft(plane))  # CCS-packed spectrum of a real plane
-    frames = []
-    for length in lengths:
-        if length <= 1e-6:
-            frames.append(image.copy())
-            continue
-        kernel_spectrum = cv2.dft(_wrapped_kernel(motion_kernel(length, params["angle_deg"]), fft_h, fft_w))
-        planes = []
-        for spectrum in plane_spectra:
-            blurred = cv2.idft(
-                cv2.mulSpectrums(spectrum, kernel_spectrum, 0), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE
-            )
-            # Round-to-nearest with saturation; abs only touches FFT round-off (|x| < 1e-3).
-            planes.append(cv2.convertScaleAbs(blurred[pad_y : pad_y + height, pad_x : pad_x + width]))
-        frame = cv2.merge(planes)
-        frames.append(frame)
-    return np.stack(frames)
-
-
-# ----------------------------------------------------------------------------------------------
-# lowlight: Low-Light Progression
-# ----------------------------------------------------------------------------------------------
-def sample_lowlight_params(
-    rng: np.random.Generator, ranges: LowlightRanges, num_frames: int, height: int, width: int
-) -> dict:
-    return {
-        "strengths": [float(s) for s in linear_strengths(num_frames)],  # s_t = 1 - (t-1)/8
-        "exposure_stops": float(rng.uniform(*ranges.exposure_stops)),
-        "wb_gains_red_blue": [float(1.0 + rng.uniform(-1, 1) * ranges.wb_drift) for _ in range(2)],
-        "noise": float(rng.uniform(*ranges.noise)),
-        "blur_sigma_px": float(rng.uniform(*ranges.blur_sigma_px) * size_factor(height, width)),
-        "signal_dependent": bool(ranges.signal_dependent),
-        "shot_factor": float(ranges.shot_factor),
-        # The clip's noise field and each frame's window offset derive from this seed alone.
-        "noise_seed": int(rng.integers(0, 2**63 - 1)),
-    }
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
-
-
-def _lowlight_tone_lut(strength: float, params: dict) -> np.ndarray:
-    """(256, 3) float32: the exposure roll-off and white-balance drift of one frame as a lookup
-    table from the clean uint8 value to the darkened sRGB value in [0, 255].
-
-    Both act per channel in linear light, so each output channel is a function of the same input
-    channel alone: a 256-entry table is exact and ~16x faster than converting every pixel (1360x768).
-    """
-    red_gain, blue_gain = params["wb_gains_red_blue"]
-    gain = 2.0 ** (-params["exposure_stops"] * strength)
-    channel_gains = np.array([1.0 + (red_gain - 1.0) * strength, 1.0, 1.0 + (blue_gain - 1.0) * strength])
-    levels_linear = srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)
-    return (255.0 * linear_to_srgb(levels_linear[:, None] * gain * channel_gains[None, :])).astype(np.float32)
-
-
-# Inverse-CDF table of the standard normal at 2**16 evenly spaced quantiles: indexing it with
-# random uint16 draws gives Gaussian noise (tails cut at +-4.2 sigma, variance 0.9997) about 2.5x
-# faster than Generator.standard_normal, which dominated the low-light clip's cost.
-_GAUSSIAN_TABLE = ndtri((np.arange(2**16, dtype=np.float64) + 0.5) / 2**16).astype(np.float32)
-
-
-def gaussian_noise(seed: list[int], shape: tuple[int, ...]) -> np.ndarray:
-    """Standard-normal float32 field, a pure function of ``seed`` and ``shape``."""
-    count = int(np.prod(shape))
-    indices = np.frombuffer(np.random.default_rng(seed).bytes(2 * count), dtype="<u2")
-    return _GAUSSIAN_TABLE[indices].reshape(shape)
-
-
-NOISE_MARGIN = 32  # the clip's noise field is this much larger than a frame on each axis
-
-
-def lowlight_noise_windows(params: dict, num_frames: int) -> list[tuple[int, int]]:
-    """Distinct (row, col) offsets of each frame's window into the clip's noise field."""
-    rng = np.random.default_rng([params["noise_seed"], 1])
-    flat = rng.choice(NOISE_MARGIN * NOISE_MARGIN, size=num_frames, replace=False)
-    return [(int(i) // NOISE_MARGIN, int(i) % NOISE_MARGIN) for i in flat]
-
-
-def render_lowlight_frame(image: np.ndarray, strength: float, params: dict, noise: np.ndarray) -> np.ndarray:
-    """L(I, s_t, n_t) for one frame of the clean (H, W, 3) uint8 image; ``noise`` is an (H, W, 3)
-    standard-normal field.
-
-    Order follows a camera: exposure roll-off and white-balance drift in linear light, sRGB
-    encoding, a mild optical blur, then sensor noise in display units (so n is the noise std of
-    the stored frame, as in the paper's n_t in [0.02, 0.08]).
-    """
-    lut = _lowlight_tone_lut(strength, params)  # (256, 3)
-    frame = cv2.LUT(image, np.ascontiguousarray(lut.reshape(256, 1, 3)))  # (H, W, 3) float32 in [0, 255]
-    sigma_blur = params["blur_sigma_px"] * strength
-    if sigma_blur > 0.05:
-        frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=sigma_blur, borderType=cv2.BORDER_REFLECT_101)
-    sigma_noise = params["noise"] * strength  # in [0, 1] units
-    if params["signal_dependent"]:
-        signal = np.clip(frame, 0.0, 255.0) / np.float32(255.0)
-        std = np.sqrt(sigma_noise**2 + params["shot_factor"] * sigma_noise * signal)
-        frame += noise * (std * np.float32(255.0))
-    else:
-        frame += noise * np.float32(255.0 * sigma_noise)
-    # Clamp negatives, then round-to-nearest with saturation at 255 (abs is a no-op after max).
-    return cv2.convertScaleAbs(cv2.max(frame, 0.0))
-
-
-def render_lowlight(image: np.ndarray, params: dict) -> np.ndarray:
-    """Each frame's noise is a window, at its own distinct offset, of one white Gaussian field per
-    clip: every frame gets i.i.d. N(0, 1) samples and different frames' noise is uncorrelated,
-    at the cost of one field instead of one per frame (the field was most of this task's time)."""
-    height, width = image.shape[:2]
-    strengths = params["strengths"]
-    field = gaussian_noise([params["noise_seed"], 0], (height + NOISE_MARGIN, width + NOISE_MARGIN, 3))
-    windows = lowlight_noise_windows(params, len(strengths))
-    frames = []
-    for strength, (row, col) in zip(strengths, windows, strict=True):
-        if strength <= 0.0:
-            frames.append(image.copy())
-        else:
-            noise = field[row : row + height, col : col + width]
-            frames.append(render_lowlight_frame(image, strength, params, noise))
-    return np.stack(frames)
+__all__ = [  # the clip API, and the presets and task functions it re-exports
+    "REFERENCE_HEIGHT",
+    "REFERENCE_WIDTH",
+    "NOISE_MARGIN",
+    "TASKS",
+    "DeblurRanges",
+    "DegradationPreset",
+    "LowlightRanges",
+    "SrRanges",
+    "check_task",
+    "frame_psnrs",
+    "gaussian_noise",
+    "interpolation_weights",
+    "jpeg_quality_for_scale",
+    "linear_strengths",
+    "linear_to_srgb",
+    "lowlight_noise_windows",
+    "make_clip",
+    "most_degraded_params",
+    "motion_kernel",
+    "psnr_uint8",
+    "render_clip",
+    "render_deblur",
+    "render_degraded",
+    "render_interpolate",
+    "render_lowlight",
+    "render_lowlight_frame",
+    "render_sr",
+    "sample_deblur_params",
+    "sample_lowlight_params",
+    "sample_params",
+    "sample_sr_params",
+    "size_factor",
+    "srgb_to_linear",
+]
 
 
 # ----------------------------------------------------------------------------------------------

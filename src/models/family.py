@@ -6,7 +6,7 @@ A *family* (CogVideoX I2V 1.0/1.5 in :mod:`src.models.cogvideox`, Wan2.2-TI2V in
 with :func:`build_backbone`. It owns everything that differs between families:
 
 - the typed config schema :class:`ModelConfig` (the same keys in every ``conf/model/*.yaml``;
-  defaults live in the YAML files, none in code);
+  defaults live in the YAML files, none in code; in :mod:`src.models.model_config`);
 - loading, tiny (``model.weights``) or real (``model.path``: a diffusers directory or hub id),
   with one clear error naming the model, where it looked and how to fetch it; the published
   architectures on the meta device (``src.model_report``);
@@ -15,108 +15,28 @@ with :func:`build_backbone`. It owns everything that differs between families:
 - clip and prompt encoding, with the encoder cache inside;
 - the training loss of a batch, trajectory generation through the family's diffusers pipeline;
 - LoRA export and load (plain ``<Pipeline>.load_lora_weights`` reads the export), or, for full
-  fine-tuning (``lora=none``, tiny models only), the whole transformer's;
+  fine-tuning (``lora=none``, tiny models only), the whole transformer's
+  (:mod:`src.models.trained_weights`);
 - the figures the memory plan needs (tokens per sample, hidden size, depth).
 
 Users: the LightningModule (only Lightning concerns are left there), the restorer, ``src.eval``,
-``src.model_report``, ``src.pretrain_tiny`` and the benchmarks.
+``src.model_report``, ``src.pretrain`` and the benchmarks.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import MISSING
 
+from src.models.model_config import ModelConfig, validate_model_config
+from src.models.trained_weights import TrainedWeights
 from src.utils.cli import ConfigError, UserError
 
 log = logging.getLogger(__name__)
-
-
-# -- the typed schema of every conf/model/*.yaml ------------------------------------------------
-@dataclass
-class NoiseAugmentation:
-    enabled: bool = MISSING
-    mean: float = MISSING  # first-frame noise sigma ~ LogNormal(mean, std), pixel space, per sample
-    std: float = MISSING
-
-
-@dataclass
-class EncoderCache:
-    enabled: bool = MISSING
-    dir: str = MISSING
-
-
-@dataclass
-class Sampling:
-    num_inference_steps: int = MISSING
-    guidance_scale: float = MISSING
-
-
-@dataclass
-class ModelConfig:
-    """Every key every ``conf/model/*.yaml`` sets (``MISSING`` = no default in code)."""
-
-    name: str = MISSING
-    weights: str | None = MISSING  # the tiny model's safetensors file; null for a real model
-    path: str | None = MISSING  # a diffusers directory or hub id; null for a tiny model
-    revision: str | None = MISSING
-    download: bool = MISSING
-    dtype: str = MISSING  # base weights; LoRA parameters stay fp32
-    height: int = MISSING
-    width: int = MISSING
-    frames: int = MISSING
-    max_sequence_length: int = MISSING
-    positional_embedding: str = MISSING
-    noise_augmentation: NoiseAugmentation = field(default_factory=NoiseAugmentation)
-    condition_probability: float = MISSING  # probability a sample is image-conditioned
-    loss_on_first_frame: bool = MISSING
-    shift: float | None = MISSING  # flow-matching timestep shift (Wan); null for DDPM families
-    gradient_checkpointing: bool = MISSING
-    vae_slicing: bool = MISSING
-    vae_tiling: bool = MISSING
-    optimizer_8bit: bool = MISSING
-    lora_targets: dict[str, list[str]] = MISSING  # named target sets the lora/*.yaml files use
-    cache: EncoderCache = field(default_factory=EncoderCache)
-    sampling: Sampling = field(default_factory=Sampling)
-
-
-MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
-
-
-def validate_model_config(config: dict) -> ModelConfig:
-    """The model config as a typed :class:`ModelConfig`, or one :class:`ConfigError` naming the
-    key (missing, unknown, or of the wrong type)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    values = {k: v for k, v in dict(config).items() if k != "_target_"}
-    unknown = sorted(set(values) - set(MODEL_KEYS))
-    missing = sorted(set(MODEL_KEYS) - set(values))
-    if unknown or missing:
-        raise ConfigError(
-            f"model config {values.get('name', '?')}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"unknown keys {unknown}" if unknown else "",
-                    f"missing keys {missing}" if missing else "",
-                )
-                if part
-            )
-            + " (the schema is src.models.family.ModelConfig; every conf/model/*.yaml sets every key)"
-        )
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), values)
-        typed = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        raise ConfigError(f"model.{key}: {str(err).splitlines()[0]}") from None
-    return typed
 
 
 def build_backbone(model_cfg: dict) -> Backbone:
@@ -158,7 +78,7 @@ class I2VComponents:
     name: str = "tiny"
 
 
-class Backbone:
+class Backbone(TrainedWeights):
     """The interface every family implements; shared logic (cache, prompts, generators) here.
 
     Built from a config (:func:`build_backbone`), then ``bind(components)`` to the loaded modules
@@ -505,90 +425,8 @@ class Backbone:
         """The family's pipeline call (a pure recipe function); see :meth:`generate`."""
         raise NotImplementedError
 
-    # -- adapters ---------------------------------------------------------------------------------
-    def _export_metadata(self, extra: dict | None) -> dict:
-        """What an export records beside its weights: the model, geometry and this family's
-        positional-embedding choice, then ``extra`` (task, prompt, seed)."""
-        return {
-            "model": self.name,
-            "family": self.family,
-            "model_weights": self.source,
-            "frames": self.config.frames,
-            "height": self.config.height,
-            "width": self.config.width,
-            "positional_embedding": self.positional_embedding,
-            **(extra or {}),
-        }
-
-    def export_trained(
-        self,
-        transformer,
-        run_dir: Path,
-        lora_cfg: dict,
-        extra: dict | None = None,
-        state_dict: dict | None = None,
-    ) -> Path:
-        """The end-of-run export of what training changed: ``<run_dir>/lora`` (a LoRA,
-        :meth:`export_lora`) or, for full fine-tuning (lora=none), ``<run_dir>/transformer``
-        (:meth:`export_transformer`). Returns the directory written."""
-        from src.models.lora import is_full_finetune
-
-        if is_full_finetune(lora_cfg):
-            return self.export_transformer(transformer, Path(run_dir) / "transformer", extra, state_dict)
-        return self.export_lora(transformer, Path(run_dir) / "lora", lora_cfg, extra, state_dict)
-
-    def export_lora(
-        self,
-        transformer,
-        directory: Path,
-        lora_cfg: dict,
-        extra: dict | None = None,
-        state_dict: dict | None = None,
-    ) -> Path:
-        """A diffusers-format LoRA export that ``<family pipeline>.load_lora_weights`` reads, with
-        the run's settings (and this family's positional-embedding choice) in lora_config.json."""
-        from src.models.lora import export_lora
-
-        return export_lora(
-            transformer,
-            directory,
-            lora_cfg["rank"],
-            lora_cfg["alpha"],
-            list(lora_cfg["target_modules"]),
-            extra=self._export_metadata(extra),
-            pipeline_class=self.pipeline_class,
-            state_dict=state_dict,
-        )
-
-    def export_transformer(
-        self, transformer, directory: Path, extra: dict | None = None, state_dict: dict | None = None
-    ) -> Path:
-        """A fully fine-tuned transformer (lora=none): diffusers ``save_pretrained`` (safetensors;
-        ``<TransformerClass>.from_pretrained`` reads it) plus finetune_config.json with the
-        settings lora_config.json holds for a LoRA (no rank/alpha/target_modules; ``full: true``)."""
-        from src.models.lora import export_transformer
-
-        return export_transformer(transformer, directory, self._export_metadata(extra), state_dict)
-
-    def load_transformer(self, transformer, directory: Path) -> dict:
-        """A :meth:`export_transformer` directory's weights into ``transformer`` (before
-        :meth:`bind`, which applies the positional-embedding policy). Returns finetune_config.json."""
-        from src.models.lora import load_exported_transformer
-
-        return load_exported_transformer(transformer, directory)
-
-    def load_lora(self, pipeline, directory: Path) -> dict:
-        """An export into a pipeline of this family exactly as training used it (adapter at scale
-        1; the export's positional-embedding choice). Returns the export's lora_config.json."""
-        from src.models.lora import load_exported_lora
-
-        config = load_exported_lora(pipeline, directory)
-        self.apply_exported_policy(pipeline, config)
-        return config
-
-    def apply_exported_policy(self, pipeline, export_config: dict) -> None:
-        """What an export's lora_config.json says the transformer needs beyond its weights (the
-        CogVideoX positional-embedding choice); nothing by default."""
+    # -- adapters: export_trained, export_lora, export_transformer, load_transformer, load_lora and
+    # apply_exported_policy come from TrainedWeights (src/models/trained_weights.py)
 
     # -- memory plan ------------------------------------------------------------------------------
     block_list = "transformer_blocks"  # the transformer's ModuleList of blocks (FSDP's units)

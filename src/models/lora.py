@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from src.models.checkpoint_error import CheckpointError, read_json_file
+
 
 def is_full_finetune(lora_cfg) -> bool:
     """Whether a ``lora`` config asks for full fine-tuning (``lora=none``: ``full: true``) rather
@@ -148,8 +150,6 @@ def check_safetensors(path: Path) -> None:
     header only: ``safe_open`` refuses a file shorter than its header's tensor offsets."""
     from safetensors import safe_open
 
-    from src.models.restorer import CheckpointError
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: the LoRA export is incomplete; export it again")
@@ -179,8 +179,6 @@ def load_exported_lora(pipeline, directory: Path, adapter_name: str = "progresto
     (:meth:`src.models.family.Backbone.load_lora`)."""
     directory = Path(directory)
     config_file = directory / "lora_config.json"
-    from src.models.restorer import CheckpointError, read_json_file
-
     if not config_file.is_file():
         raise CheckpointError(f"{directory} is not a LoRA export of this platform (no lora_config.json)")
     config = read_json_file(config_file, "the LoRA export's settings")
@@ -236,8 +234,6 @@ def check_transformer_export(directory: Path) -> None:
     (headers only), or one CheckpointError naming it, before any model loads."""
     from safetensors import safe_open
 
-    from src.models.restorer import CheckpointError
-
     directory = Path(directory)
     files = _transformer_weight_files(directory)
     if not files:
@@ -259,8 +255,6 @@ def check_transformer_export(directory: Path) -> None:
 def load_transformer_state(transformer: torch.nn.Module, state: dict, source) -> None:
     """Every tensor of a fine-tuned transformer's ``state`` into ``transformer`` (cast to its
     dtype), or one CheckpointError naming ``source`` when they do not fit."""
-    from src.models.restorer import CheckpointError
-
     try:
         missing, unexpected = transformer.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch
@@ -279,8 +273,6 @@ def load_exported_transformer(transformer: torch.nn.Module, directory: Path) -> 
     """The weights of an :func:`export_transformer` directory into ``transformer`` (the base's,
     replaced entirely). Returns the export's finetune_config.json."""
     from safetensors.torch import load_file
-
-    from src.models.restorer import CheckpointError, read_json_file
 
     directory = Path(directory)
     config_file = directory / FINETUNE_CONFIG_NAME

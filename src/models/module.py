@@ -217,7 +217,7 @@ class ProgressiveI2VModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # strict_loading is off (the frozen parts are absent), so check what must be there
         if self.full_finetune:
-            from src.models.restorer import CheckpointError
+            from src.models.checkpoint_error import CheckpointError
 
             expected = {f"transformer.{k}" for k in self.transformer.state_dict()}
             missing = sorted(expected - set(checkpoint.get("state_dict") or {}))

@@ -7,11 +7,15 @@ model_report, metrics, report, pretrain_tiny).
 - Anything else is a bug: the full traceback is shown (exit 1). Plain ``ValueError`` /
   ``RuntimeError`` raised deep inside torch or diffusers are bugs too, never hidden.
 - Ctrl-C: one line and exit 130 (training first saves a resumable checkpoint, see
-  ``src.callbacks.InterruptCheckpoint``).
+  ``src.training.callbacks.InterruptCheckpoint``).
 - In a Hydra multirun a failing job is recorded (``FAILED.txt`` in its job dir) and the sweep goes
   on; the end-of-sweep summary lists done and failed jobs and the sweep exits 1 if any failed.
 - Secrets never reach the disk: :func:`refuse_secret_overrides` runs before Hydra writes the run
   dir's ``.hydra/*.yaml`` (see :func:`hydra_cli`).
+- A preset's mandatory value the command line left out is named as the user types it
+  (``experiment=vbridge_tiny_drift needs drift.stage1=...``) before the job starts, and a
+  multirun whose launcher needs programs this machine lacks (``hydra/launcher=slurm``: sbatch,
+  srun) is one line before any job is launched (:func:`check_launcher_tools`).
 """
 
 from __future__ import annotations
@@ -25,30 +29,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from src.utils.errors import (  # noqa: F401 - re-exported: ``from src.utils.cli import ConfigError``
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    ConfigError,
+    HardwareError,
+    InputError,
+    MissingFileError,
+    MissingToolError,
+    UserError,
+)
+from src.utils.secrets import refuse_secret_overrides, secret_override_problem  # noqa: F401
+
 T = TypeVar("T")
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-
-class UserError(Exception):
-    """An error the user can fix. Its message names the file or setting and says what to do."""
-
-
-class ConfigError(UserError, ValueError):
-    """A setting that cannot work (wrong type, out of range, inconsistent with another)."""
-
-
-class InputError(UserError, ValueError):
-    """An input file or folder that cannot be used (missing, unreadable, damaged, foreign)."""
-
-
-class MissingFileError(UserError, FileNotFoundError):
-    """A file or folder the user named that does not exist."""
-
-
-class HardwareError(UserError, RuntimeError):
-    """A setting that needs hardware this machine lacks (a CUDA GPU)."""
 
 
 def one_line(text: object) -> str:
@@ -132,58 +125,20 @@ def exit_on_user_error(action: Callable[[], T], usage: str | None = None) -> T:
 
 # --- Hydra CLIs ----------------------------------------------------------------------------------
 
-# Keys whose value is a secret: never accepted on the command line (Hydra writes overrides to disk).
-_SECRET_KEY = re.compile(r"(api_?key|token|secret|password|passwd)$", re.IGNORECASE)
-# Values that look like an API key whatever the key (OpenAI, Hugging Face, GitHub, Slack): 32+
-# characters after the prefix and not inside a word, so a file name like desk-lamp-2024.png is no key.
-_SECRET_VALUE = re.compile(
-    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{32,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abp]-[A-Za-z0-9-]{20,})"
-)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def secret_override_problem(argument: str) -> str | None:
-    """Why a command-line override must not be accepted (it holds a secret), or None. The secret
-    itself is never part of the answer."""
-    if "=" not in argument or argument.startswith("-"):
-        return None
-    key, value = argument.split("=", 1)
-    key = key.lstrip("+~").split("@")[0]
-    leaf = key.split(".")[-1]
-    if leaf.endswith("_env"):
-        names = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-        if any(not _ENV_NAME.match(name) for name in names):
-            return (
-                f"{key}= must NAME an environment variable (e.g. {key}=OPENAI_API_KEY), not hold the key; "
-                "the key was not written anywhere: export it in that variable"
-            )
-        return None
-    if _SECRET_KEY.search(leaf):
-        return (
-            f"{key}= on the command line would be written into the run dir's .hydra/*.yaml; "
-            "keep the secret in an environment variable and name it with the matching *_env setting "
-            "(e.g. captioner.api_key_env=OPENAI_API_KEY); nothing was written"
-        )
-    if _SECRET_VALUE.search(value):
-        return (
-            f"the value of {key}= looks like an API key; secrets are never accepted on the command line "
-            "(Hydra writes it to disk): put it in an environment variable; nothing was written"
-        )
-    return None
-
-
-def refuse_secret_overrides(argv: list[str]) -> None:
-    """Exit 2, before anything is written, if an override on the command line holds a secret."""
-    for argument in argv:
-        problem = secret_override_problem(argument)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
-
-
 # The jobs of this process's Hydra multirun (Hydra's basic launcher runs them in-process):
 # {"dir", "ok", "message"} each, for the end-of-sweep summary.
 SWEEP_JOBS: list[dict] = []
+
+
+def _check_preset_values(cfg) -> None:
+    """A chosen preset's mandatory values (``experiment=vbridge_tiny_drift`` needs ``drift.stage1=``),
+    before the job reads anything derived from them (:func:`src.utils.config.check_mandatory_values`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.utils.config import check_mandatory_values
+
+    if HydraConfig.initialized():
+        check_mandatory_values(cfg, HydraConfig.get().runtime.choices)
 
 
 def _hydra_job() -> tuple[Path | None, bool]:
@@ -209,14 +164,16 @@ def _write_failed(run_dir: Path | None, text: str) -> None:
 
 
 def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
-    """Decorator of a Hydra task function: the user-error policy above, for one job. A failing
-    multirun job is recorded and returns None so the sweep goes on."""
+    """Decorator of a Hydra task function: the user-error policy above, for one job (a chosen
+    preset's mandatory values checked first). A failing multirun job is recorded and returns None
+    so the sweep goes on."""
 
     def decorate(task: Callable[..., T]) -> Callable[..., T | None]:
         @functools.wraps(task)
         def job(cfg):
             run_dir, multirun = _hydra_job()
             try:
+                _check_preset_values(cfg)
                 result = task(cfg)
             except KeyboardInterrupt:
                 print("interrupted (Ctrl-C)", file=sys.stderr)
@@ -247,11 +204,12 @@ def user_errors(usage: str) -> Callable[[Callable[..., T]], Callable[..., T | No
     return decorate
 
 
-def precheck_overrides(config_name: str, args: list[str]) -> None:
+def precheck_overrides(config_name: str, args: list[str]):
     """Compose the config once before Hydra runs, so an unknown group option, key or malformed
-    override is one line and exit 2 (Hydra itself prints several lines and exits 1)."""
+    override is one line and exit 2 (Hydra itself prints several lines and exits 1). Returns the
+    composed config (with its ``hydra`` node), or None where Hydra's flags are left to Hydra."""
     if any(a.startswith("-") for a in args):  # Hydra's flags (--help, --cfg, -m sweeps, ...): Hydra's own
-        return
+        return None
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -260,7 +218,7 @@ def precheck_overrides(config_name: str, args: list[str]) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            compose(config_name, overrides=list(args), return_hydra_config=True)
+            return compose(config_name, overrides=list(args), return_hydra_config=True)
     except Exception as err:  # noqa: BLE001 - any composition failure is the command line's
         text = one_line(str(err).split("Config search path")[0]) or type(err).__name__
         print(f"error: {text} (see --help for the accepted groups and options)", file=sys.stderr)
@@ -269,20 +227,99 @@ def precheck_overrides(config_name: str, args: list[str]) -> None:
         GlobalHydra.instance().clear()
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+# the programs a launcher runs on this machine, and where to go without them
+LAUNCHER_TOOLS = {
+    "SlurmLauncher": (
+        ("sbatch", "srun"),
+        "SLURM's tools",
+        "run it on the cluster's login node, or use hydra/launcher=local",
+    ),
+}
+
+
+def _sweep_free_config(config_name: str, args: list[str]):
+    """The config of a multirun's first job (each sweep at its first value: ``lora.rank=4,8`` as
+    ``lora.rank=4``), for what every job shares (the launcher); None if it does not compose (Hydra
+    then says why)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from src.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if a not in MULTIRUN_FLAGS])
+        fixed = []
+        for override in parsed:
+            if not override.is_sweep_override():
+                fixed.append(override.input_line)
+                continue
+            try:  # a sweep's first value (task=sr,deblur: task=sr), as the sweep's first job has it
+                first = next(iter(override.sweep_string_iterator()))
+            except Exception:  # noqa: BLE001 - a glob needs the config loader: left out
+                continue
+            fixed.append(f"{override.get_key_element()}={first}")
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name, overrides=fixed, return_hydra_config=True)
+    except Exception:  # noqa: BLE001 - Hydra reports a bad command line itself
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_launcher_tools(config_name: str, args: list[str], cfg=None) -> None:
+    """A multirun whose launcher needs programs this machine lacks (``hydra/launcher=slurm``:
+    sbatch submits each job, srun starts its ranks) is one :class:`MissingToolError` naming the
+    launcher and the missing programs, before any job is launched (submitit's own message is a
+    traceback: ``Could not detect "srun", are you indeed on a slurm cluster?``). ``cfg``: the
+    command line's composed config, where :func:`precheck_overrides` made it."""
+    import shutil
+
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    flags = [a for a in args if a.startswith("-")]
+    if any(flag not in MULTIRUN_FLAGS for flag in flags):  # --help, --cfg, ...: nothing is launched
+        return
+    if cfg is None:
+        if not flags:
+            return
+        cfg = _sweep_free_config(config_name, args)
+        if cfg is None:
+            return
+    if not flags and OmegaConf.select(cfg, "hydra.mode") != RunMode.MULTIRUN:
+        return  # one run, in this process: the launcher is not used
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
+    tools = LAUNCHER_TOOLS.get(target.rsplit(".", 1)[-1])
+    if tools is None:
+        return
+    programs, what, instead = tools
+    missing = [program for program in programs if shutil.which(program) is None]
+    if missing:
+        choice = OmegaConf.select(cfg, "hydra.runtime.choices").get("hydra/launcher")
+        raise MissingToolError(
+            f"hydra/launcher={choice} needs {what} ({', '.join(programs)}) on PATH "
+            f"(missing here: {', '.join(missing)}): {instead}"
+        )
+
+
 def hydra_cli(
     main: Callable[[], None],
     config_name: str,
     argv_transform: Callable[[list[str]], list[str]] | None = None,
 ) -> None:
-    """Run a ``@hydra.main`` function as a CLI: refuse secrets and malformed overrides before
-    Hydra writes anything, and after a multirun print the end-of-sweep summary and exit 1 if any
-    job failed."""
+    """Run a ``@hydra.main`` function as a CLI: refuse secrets, malformed overrides and a launcher
+    whose programs are missing before Hydra writes anything, and after a multirun print the
+    end-of-sweep summary and exit 1 if any job failed."""
     args = sys.argv[1:]
     refuse_secret_overrides(args)
     if argv_transform is not None:
         args = argv_transform(args)
         sys.argv = [sys.argv[0], *args]
-    precheck_overrides(config_name, args)
+    composed = precheck_overrides(config_name, args)
+    exit_on_user_error(lambda: check_launcher_tools(config_name, args, composed))
     SWEEP_JOBS.clear()
     main()
     if SWEEP_JOBS:

@@ -81,3 +81,21 @@ def label_panels(frames_fhwc: np.ndarray, labels: list[str]) -> np.ndarray:
         x0 = index * width // count + x
         out[..., y : y + patch.shape[0], x0 : x0 + patch.shape[1], :] = patch
     return out
+
+
+def write_gif(frames_fhwc: np.ndarray, path, fps: float = 5.0):
+    """(F, H, W, 3) uint8 frames as a looping GIF at ``fps``, written atomically; returns ``path``."""
+    from PIL import Image
+
+    from src.utils.io import atomic_path
+
+    if not fps > 0:
+        from src.utils.cli import ConfigError
+
+        raise ConfigError(f"fps must be > 0, got {fps}")
+    images = [Image.fromarray(frame) for frame in frames_fhwc]
+    with atomic_path(path) as temp:
+        images[0].save(
+            temp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+        )
+    return path

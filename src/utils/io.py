@@ -8,6 +8,8 @@ import shutil
 import threading
 from pathlib import Path
 
+from src.utils.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
@@ -43,8 +45,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def read_text(path: str | Path, what: str, error: type[Exception] | None = None) -> str:
     """A UTF-8 text file, or one user error naming the file (not a bare ``UnicodeDecodeError``)."""
-    from src.utils.cli import InputError
-
     error = error or InputError
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -57,8 +57,6 @@ def read_text(path: str | Path, what: str, error: type[Exception] | None = None)
 def read_json(path: str | Path, what: str, error: type[Exception] | None = None):
     """A JSON file, or one user error naming the file and the line of the damage."""
     import json
-
-    from src.utils.cli import InputError
 
     error = error or InputError
     text = read_text(path, what, error)
@@ -73,8 +71,6 @@ def read_json(path: str | Path, what: str, error: type[Exception] | None = None)
 def read_jsonl(path: str | Path, what: str, error: type[Exception] | None = None) -> list:
     """A JSON-lines file (blank lines skipped), or one user error naming the file and line."""
     import json
-
-    from src.utils.cli import InputError
 
     error = error or InputError
     records = []

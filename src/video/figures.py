@@ -14,7 +14,7 @@ def plot_video_settings(results: list[dict], path: str | Path) -> Path:
     task (each a ``video_metrics.json``), mean PSNR against warping error (x 1e3, against the
     ground truth's flow; lower is steadier) of every consistency setting, the degraded input and
     the classical baseline. Up and left is better. Writes a PNG at ``path`` and returns it."""
-    from src.video.evaluate import ACCEPT_PSNR_LOSS_DB, ACCEPT_WE_REDUCTION
+    from src.video.acceptance import ACCEPT_PSNR_LOSS_DB, ACCEPT_WE_REDUCTION
 
     figure = _new_figure(4.4 * len(results), 4.0)
     axes_list = figure.subplots(1, len(results), squeeze=False)[0]

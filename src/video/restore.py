@@ -210,7 +210,7 @@ def restore_video(
     from PIL import Image
     from tqdm import tqdm
 
-    from src.restore import strip_image
+    from src.restoration.outputs import strip_image
     from src.utils.io import atomic_path
     from src.video import io as vio
 

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from src.utils.frames import label_panels, to_uint8_images
+from src.utils.frames import label_panels, to_uint8_images, write_gif
 
 log = logging.getLogger(__name__)
 
@@ -22,23 +22,6 @@ def trajectory_strip(degraded_fchw: torch.Tensor, generated_fchw: torch.Tensor) 
     clean = degraded_fchw[-1:].expand_as(degraded_fchw)
     panel = torch.cat([degraded_fchw, generated_fchw, clean], dim=-1)  # (F, C, H, 3W)
     return label_panels(to_uint8_images(panel), ["degraded", "generated", "target"])
-
-
-def write_gif(frames_fhwc: np.ndarray, path: Path, fps: float = 5.0) -> Path:
-    from PIL import Image
-
-    from src.utils.io import atomic_path
-
-    if not fps > 0:
-        from src.utils.cli import ConfigError
-
-        raise ConfigError(f"fps must be > 0, got {fps}")
-    images = [Image.fromarray(frame) for frame in frames_fhwc]
-    with atomic_path(path) as temp:
-        images[0].save(
-            temp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
-        )
-    return path
 
 
 class FrameMetricsWriter(L.Callback):

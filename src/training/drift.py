@@ -16,8 +16,9 @@ the output (``drift=<stage-2 run>`` in ``src.restore`` and ``src.eval``;
 It is resumable (a pair whose two files exist is not generated again; each file appears whole)
 and cached (a second call with the same checkpoint and sampling settings generates nothing); a
 folder made by another checkpoint or other settings is refused rather than mixed.
-``python -m src.train experiment=vbridge_tiny_drift drift.stage1=<run>`` calls it before training
-(the stage-1 model is freed before the stage-2 model loads).
+``python -m src.train experiment=vbridge_tiny_drift drift.stage1=<run>`` checks the run with
+:func:`read_stage1_config` before anything else and calls it before training (the stage-1 model is
+freed before the stage-2 model loads).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.utils.cli import ConfigError, InputError
+from src.utils.cli import ConfigError, InputError, MissingFileError
 from src.utils.seeding import stable_seed
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("src.drift")  # the name its log lines have always had
 
 DRIFT_DIR = "drift"
 
@@ -69,21 +70,20 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(temp, format="PNG")
 
 
-def build_correction_pairs(
-    stage1_run: str | Path, seed: int = 0, batch_size: int = 8, device: str = "auto", overwrite: bool = False
-) -> Path:
-    """Generate stage 1's last frame for each of its training pairs into the paired layout above;
-    returns the ``pairs`` folder. Each pair's sampling seed is ``stable_seed(seed, "drift", key)``."""
+def read_stage1_config(stage1_run: str | Path):
+    """The saved config of the stage-1 run ``drift.stage1`` names, or one user error naming
+    ``drift.stage1=``: a folder that does not exist, is not a training run dir, or was not trained
+    on pairs."""
     from omegaconf import OmegaConf
-    from tqdm import tqdm
 
-    from src.models.restorer import load_restorer, resize_uint8
-    from src.train import build_datamodule
     from src.utils.config import register_resolvers
-    from src.utils.frames import to_float_tensor, to_uint8_images
-    from src.utils.io import write_text_atomic
 
     run = Path(str(stage1_run)).expanduser()
+    if not run.is_dir():
+        raise MissingFileError(
+            f"drift.stage1={stage1_run} does not exist: pass the run dir of a finished stage-1 run "
+            "(data=paired or data=allinone, e.g. experiment=vbridge_tiny)"
+        )
     saved = run / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"drift.stage1={stage1_run} is not a training run dir (no .hydra/config.yaml)")
@@ -94,6 +94,23 @@ def build_correction_pairs(
             f"drift.stage1={stage1_run} was trained on {cfg.data._target_}, not on pairs: drift correction "
             "needs a stage-1 run of data=paired or data=allinone"
         )
+    return cfg
+
+
+def build_correction_pairs(
+    stage1_run: str | Path, seed: int = 0, batch_size: int = 8, device: str = "auto", overwrite: bool = False
+) -> Path:
+    """Generate stage 1's last frame for each of its training pairs into the paired layout above;
+    returns the ``pairs`` folder. Each pair's sampling seed is ``stable_seed(seed, "drift", key)``."""
+    from tqdm import tqdm
+
+    from src.models.restorer import load_restorer, resize_uint8
+    from src.training.builders import build_datamodule
+    from src.utils.frames import to_float_tensor, to_uint8_images
+    from src.utils.io import write_text_atomic
+
+    run = Path(str(stage1_run)).expanduser()
+    cfg = read_stage1_config(stage1_run)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     restorer = load_restorer(run, device=device)
