@@ -60,11 +60,7 @@ def evaluate_images(options: EvalOptions, run_dir: Path) -> dict:
             "an all-in-one checkpoint has no progression schedule: evaluate it with data=allinone "
             "degradation=allinone (every category on held-out photos) or data=paired"
         )
-    lpips_model = None
-    if options.metrics.lpips:
-        from src.metrics.lpips import load_lpips
-
-        lpips_model = load_lpips(options.metrics.alexnet_weights, options.metrics.lpips_lin_weights)
+    lpips_model = options.metrics.lpips_model()
     if kind == "synthetic":
         loaders = synthetic_items(
             data_cfg,
@@ -95,7 +91,6 @@ def evaluate_images(options: EvalOptions, run_dir: Path) -> dict:
     samples_dir = run_dir / "samples"
     started = time.time()
     unscored = []  # [{"image", "reason"}]: what could not be read is listed, the rest is scored
-    restore_kw = dict(mode=inference.mode, overlap=inference.tile_overlap, tile_batch=inference.tile_batch)
     for index, load in enumerate(tqdm(loaders, desc=f"eval {kind}", unit="image")):
         try:
             item = load()  # one image pair in memory at a time
@@ -105,7 +100,11 @@ def evaluate_images(options: EvalOptions, run_dir: Path) -> dict:
             continue
         prompt = restorer.prompt(item.caption)
         (frames, info), *corrected = restore_chained(
-            [restorer] + ([drift] if drift else []), item.degraded, item.caption, inference.seed, **restore_kw
+            [restorer] + ([drift] if drift else []),
+            item.degraded,
+            item.caption,
+            inference.seed,
+            **inference.restore_kwargs(),
         )
         scores = [score(f, item) for f in frames]
         record = {"key": item.key, "prompt": prompt, "tiles": info["tiles"], "frames": scores}

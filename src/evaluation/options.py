@@ -46,6 +46,14 @@ class MetricOptions:
             temporal=bool(metrics.temporal),
         )
 
+    def lpips_model(self):
+        """The LPIPS network these options score with (None when ``metrics.lpips=false``)."""
+        if not self.lpips:
+            return None
+        from src.metrics.lpips import load_lpips
+
+        return load_lpips(self.alexnet_weights, self.lpips_lin_weights)
+
 
 @dataclass(frozen=True)
 class EvalOptions:

@@ -9,25 +9,31 @@ from pathlib import Path
 from src.evaluation.options import EvalOptions
 
 
-def log_to_wandb(options: EvalOptions, metrics: dict, run_dir: Path) -> None:
-    """Per-frame scalars, metric-vs-frame charts, baselines and temporal scores in one W&B run."""
+def start_eval_run(options: EvalOptions, name: str, config: dict):
+    """The W&B run of one evaluation (images or videos): offline unless WANDB_MODE=online."""
     import wandb
 
     from src.utils.config import wandb_offline
 
-    run = wandb.init(
+    return wandb.init(
         project="progrestore",
-        name=f"eval_{metrics['task']}_{metrics['data']}",
+        name=name,
         job_type="eval",
         dir=options.output_dir,
         mode="offline" if wandb_offline() else "online",
-        config={
-            "ckpt": options.ckpt,
-            "data": metrics["data"],
-            "seed": options.inference.seed,
-            "mode": options.inference.mode,
-        },
+        config={"ckpt": options.ckpt, **config},
         reinit="finish_previous",
+    )
+
+
+def log_to_wandb(options: EvalOptions, metrics: dict, run_dir: Path) -> None:
+    """Per-frame scalars, metric-vs-frame charts, baselines and temporal scores in one W&B run."""
+    import wandb
+
+    run = start_eval_run(
+        options,
+        f"eval_{metrics['task']}_{metrics['data']}",
+        {"data": metrics["data"], "seed": options.inference.seed, "mode": options.inference.mode},
     )
     try:
         payload = {}

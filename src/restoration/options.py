@@ -4,8 +4,12 @@ loads, whatever input they will meet (a video option given with a photo is still
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from src.utils.cli import ConfigError, check_device, number
+
+if TYPE_CHECKING:
+    from src.video.restore import VideoOptions
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class InferenceOptions:
         always reported: mode, seed, tile_batch, tile_overlap, device, sampling."""
         if cfg.mode not in ("resize", "tiled"):
             raise ConfigError(f"mode must be resize or tiled, got {cfg.mode}")
-        seed = number(cfg.seed, "seed")
+        seed = number(cfg.seed, "seed") if "seed" in cfg else 0  # the demo takes its seed per request
         tile_batch = number(cfg.tile_batch, "tile_batch", at_least=1)
         tile_overlap = number(cfg.tile_overlap, "tile_overlap", at_least=0)
         device = check_device(cfg.device)
@@ -64,19 +68,9 @@ class InferenceOptions:
             overrides.append(f"model.sampling.guidance_scale={self.guidance_scale}")
         return overrides
 
-    def restore_kwargs(self, progress: bool = True) -> dict:
+    def restore_kwargs(self, progress: bool = False) -> dict:
         """The keyword arguments of ``Restorer.restore`` these options set."""
         return dict(mode=self.mode, overlap=self.tile_overlap, tile_batch=self.tile_batch, progress=progress)
-
-
-def model_overrides(cfg) -> list[str]:
-    """Training-config overrides for the checkpoint from a CLI config's options."""
-    return InferenceOptions.from_config(cfg).model_overrides()
-
-
-def check_inference_settings(cfg) -> InferenceOptions:
-    """The settings src.restore and src.eval share, checked before a model loads."""
-    return InferenceOptions.from_config(cfg)
 
 
 VIDEO_CHOICES = ("auto", True, False)
@@ -90,7 +84,7 @@ class RestoreOptions:
     ckpt: str
     out_dir: str
     inference: InferenceOptions
-    video_options: object  # src.video.restore.VideoOptions, checked
+    video_options: VideoOptions  # checked
     drift: str | None = None
     upscale: float = 1.0
     caption: str | None = None

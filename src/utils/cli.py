@@ -210,6 +210,17 @@ def precheck_overrides(config_name: str, args: list[str]):
     composed config (with its ``hydra`` node), or None where Hydra's flags are left to Hydra."""
     if any(a.startswith("-") for a in args):  # Hydra's flags (--help, --cfg, -m sweeps, ...): Hydra's own
         return None
+    try:
+        return _compose(config_name, list(args))
+    except Exception as err:  # noqa: BLE001 - any composition failure is the command line's
+        text = one_line(str(err).split("Config search path")[0]) or type(err).__name__
+        print(f"error: {text} (see --help for the accepted groups and options)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _compose(config_name: str, overrides: list[str]):
+    """The config ``config_name`` + ``overrides`` with its ``hydra`` node, composed outside Hydra's
+    own run (the global Hydra state is left clear for it)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -218,11 +229,7 @@ def precheck_overrides(config_name: str, args: list[str]):
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name, overrides=list(args), return_hydra_config=True)
-    except Exception as err:  # noqa: BLE001 - any composition failure is the command line's
-        text = one_line(str(err).split("Config search path")[0]) or type(err).__name__
-        print(f"error: {text} (see --help for the accepted groups and options)", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+            return compose(config_name, overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
 
@@ -242,13 +249,8 @@ def _sweep_free_config(config_name: str, args: list[str]):
     """The config of a multirun's first job (each sweep at its first value: ``lora.rank=4,8`` as
     ``lora.rank=4``), for what every job shares (the launcher); None if it does not compose (Hydra
     then says why)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from src.utils.config import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
     try:
         parsed = OverridesParser.create().parse_overrides([a for a in args if a not in MULTIRUN_FLAGS])
         fixed = []
@@ -261,12 +263,9 @@ def _sweep_free_config(config_name: str, args: list[str]):
             except Exception:  # noqa: BLE001 - a glob needs the config loader: left out
                 continue
             fixed.append(f"{override.get_key_element()}={first}")
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name, overrides=fixed, return_hydra_config=True)
+        return _compose(config_name, fixed)
     except Exception:  # noqa: BLE001 - Hydra reports a bad command line itself
         return None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def check_launcher_tools(config_name: str, args: list[str], cfg=None) -> None:

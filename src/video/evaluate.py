@@ -91,11 +91,7 @@ def evaluate_video(options: EvalOptions, run_dir: Path) -> dict:
         )
     if options.max_images:
         loaders = loaders[: options.max_images]
-    lpips_model = None
-    if options.metrics.lpips:
-        from src.metrics.lpips import load_lpips
-
-        lpips_model = load_lpips(options.metrics.alexnet_weights, options.metrics.lpips_lin_weights)
+    lpips_model = options.metrics.lpips_model()
     crop, y_channel = options.metrics.crop_border, options.metrics.y_channel
 
     def score(image, clean):
@@ -243,21 +239,12 @@ def log_video_to_wandb(options: EvalOptions, metrics: dict, run_dir: Path) -> No
     """One W&B run: a table of every setting, its scalars, and the sample videos as video panels."""
     import wandb
 
-    from src.utils.config import wandb_offline
+    from src.evaluation.wandb_logging import start_eval_run
 
-    run = wandb.init(
-        project="progrestore",
-        name=f"eval_{metrics['task']}_video",
-        job_type="eval",
-        dir=options.output_dir,
-        mode="offline" if wandb_offline() else "online",
-        config={
-            "ckpt": options.ckpt,
-            "data": "video",
-            "flow": metrics["flow"],
-            "seed": options.inference.seed,
-        },
-        reinit="finish_previous",
+    run = start_eval_run(
+        options,
+        f"eval_{metrics['task']}_video",
+        {"data": "video", "flow": metrics["flow"], "seed": options.inference.seed},
     )
     try:
         columns = ["setting", "psnr", "ssim", "lpips", "warping_error", "flicker"]

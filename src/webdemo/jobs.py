@@ -161,7 +161,7 @@ class DemoJobs:
                 self.model_state = f"loading the {task} model"
                 started = time.time()
                 self._restorers[task] = load_restorer(
-                    self.checkpoint, self.overrides + extra, device=self.options.device
+                    self.checkpoint, self.overrides + extra, device=self.options.inference.device
                 )
                 log.info("demo: %s model loaded in %.1f s", task, time.time() - started)
                 self.model_state = "ready"
@@ -352,7 +352,7 @@ class DemoJobs:
         from src.restoration.outputs import write_outputs
         from src.utils.io import atomic_path
 
-        o, request = self.options, job.request
+        o, request = self.options.inference, job.request
         width, height = job.details["width"], job.details["height"]
         calls = calls_per_image(restorer, height, width, o.mode, o.tile_overlap, o.tile_batch)
         steps = restorer.num_inference_steps
@@ -366,13 +366,11 @@ class DemoJobs:
                 job.image,
                 job.prompt,
                 request.seed,
-                mode=o.mode,
-                overlap=o.tile_overlap,
-                tile_batch=o.tile_batch,
+                **o.restore_kwargs(),
             )
         report(0.99, "writing the trajectory")
         with atomic_path(job.result) as temp:  # renamed into place when complete
-            written = write_outputs(frames, temp, o.fps, o.gif_max_side)
+            written = write_outputs(frames, temp, self.options.fps, self.options.gif_max_side)
             record = {
                 "input": job.name,
                 "kind": "image",
@@ -392,11 +390,11 @@ class DemoJobs:
     def _restore_video(self, job: Job, restorer, report: Report) -> None:
         from src.video.restore import VideoOptions, restore_video
 
-        o, details = self.options, job.details
+        o, details, batch = self.options.inference, job.details, self.options.batch
         options = VideoOptions(
             seed=job.request.seed,
             mode=o.mode,
-            batch=o.batch,
+            batch=batch,
             tile_overlap=o.tile_overlap,
             tile_batch=o.tile_batch,
         )
@@ -404,12 +402,12 @@ class DemoJobs:
         per_frame = calls_per_image(
             restorer, details["height"], details["width"], o.mode, o.tile_overlap, o.tile_batch
         )
-        batches = math.ceil(frames / o.batch)
+        batches = math.ceil(frames / batch)
         calls = batches if o.mode != "tiled" else frames * per_frame
 
         def describe(call: int) -> str:
-            first = call * o.batch if o.mode != "tiled" else call // per_frame
-            last = min(frames, first + o.batch) if o.mode != "tiled" else first + 1
+            first = call * batch if o.mode != "tiled" else call // per_frame
+            last = min(frames, first + batch) if o.mode != "tiled" else first + 1
             return (
                 f"frames {first + 1}-{last} of {frames}: "
                 if last > first + 1
